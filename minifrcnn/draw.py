@@ -1,0 +1,158 @@
+"""Drawing helpers for the lessons: images, boxes with class names, anchors and labels.
+
+Every function takes a matplotlib ``Axes`` and draws on it, so a lesson can compose
+pictures freely. Images may be a ``(3, H, W)`` or ``(H, W)`` tensor (float in [0, 1] or
+uint8), an ``(H, W, 3)`` / ``(H, W)`` NumPy array, or a PIL image. Boxes are ``(R, 4)``
+xyxy tensors or arrays.
+"""
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from matplotlib.collections import LineCollection
+
+# Colours of anchor labels (lesson 03). Colour-blind safe pairs from matplotlib's tab10.
+LABEL_COLORS = {
+    "positive": "tab:green",
+    "negative": "tab:red",
+    "ignored": "tab:orange",
+    "sampled": "tab:blue",
+}
+
+
+def to_numpy_image(image):
+    """Any supported image -> an ``(H, W, 3)`` or ``(H, W)`` NumPy array for ``imshow``."""
+    if isinstance(image, torch.Tensor):
+        image = image.detach().cpu()
+        if image.dim() == 3:
+            if image.shape[0] not in (1, 3):
+                raise ValueError(f"image tensor must be (3, H, W) or (1, H, W), got {tuple(image.shape)}")
+            image = image.permute(1, 2, 0)
+        elif image.dim() != 2:
+            raise ValueError(f"image tensor must be (3, H, W) or (H, W), got {tuple(image.shape)}")
+        image = image.numpy()
+    image = np.asarray(image)  # PIL images convert here
+    if image.ndim == 3 and image.shape[2] == 1:
+        image = image[..., 0]
+    if image.ndim not in (2, 3):
+        raise ValueError(f"cannot show an array of shape {image.shape} as an image")
+    if image.dtype != np.uint8:
+        image = np.clip(image.astype(np.float32), 0, 1)  # float images are [0, 1]
+    return image
+
+
+def show_image(image, ax=None, title=None):
+    """Show ``image`` on ``ax`` (a new figure if None), axes hidden. Returns the Axes."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5, 5))
+    array = to_numpy_image(image)
+    ax.imshow(array, cmap="gray" if array.ndim == 2 else None, interpolation="nearest")
+    ax.set_axis_off()
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+def class_color(label):
+    """A fixed colour for a class id (so "7" is the same colour in every picture)."""
+    return plt.get_cmap("tab10")(int(label) % 10)
+
+
+def _as_numpy_boxes(boxes):
+    if isinstance(boxes, torch.Tensor):
+        boxes = boxes.detach().cpu().numpy()
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    return boxes
+
+
+def _box_outlines(boxes):
+    """``(R, 4)`` xyxy -> ``(R, 5, 2)`` closed polylines for a ``LineCollection``."""
+    x1, y1, x2, y2 = boxes.T
+    return np.stack([np.stack(p, axis=1) for p in
+                     ((x1, y1), (x2, y1), (x2, y2), (x1, y2), (x1, y1))], axis=1)
+
+
+def draw_box_outlines(ax, boxes, color="tab:blue", linewidth=1.0, alpha=1.0, linestyle="-"):
+    """Draw many box outlines fast, as one ``LineCollection``. Returns the collection."""
+    boxes = _as_numpy_boxes(boxes)
+    lines = LineCollection(_box_outlines(boxes), colors=color, linewidths=linewidth,
+                           alpha=alpha, linestyles=linestyle)
+    ax.add_collection(lines)
+    return lines
+
+
+def draw_boxes(ax, boxes, labels=None, scores=None, class_names=None, color=None,
+               linewidth=2.0, linestyle="-", fontsize=8):
+    """Draw boxes with optional class names and scores, coloured by class.
+
+    Args:
+        ax (matplotlib.axes.Axes): where to draw (over an image shown with ``show_image``).
+        boxes: ``(R, 4)`` xyxy.
+        labels: ``(R,)`` class ids, or None.
+        scores: ``(R,)`` confidences, or None; shown as ``"name 0.93"``.
+        class_names (sequence of str): ``class_names[label]`` is written by each box.
+        color: one colour for every box; default: a colour per class.
+
+    Returns:
+        list: the text artists (one per labelled box).
+    """
+    boxes = _as_numpy_boxes(boxes)
+    n = len(boxes)
+    labels = None if labels is None else [int(v) for v in np.asarray(torch.as_tensor(labels).cpu()).reshape(-1)]
+    scores = None if scores is None else [float(v) for v in np.asarray(torch.as_tensor(scores).cpu()).reshape(-1)]
+    for name, values in (("labels", labels), ("scores", scores)):
+        if values is not None and len(values) != n:
+            raise ValueError(f"{name} has {len(values)} entries for {n} boxes")
+    colors = [color if color is not None else class_color(labels[i] if labels else 0) for i in range(n)]
+    if n:
+        ax.add_collection(LineCollection(_box_outlines(boxes), colors=colors,
+                                         linewidths=linewidth, linestyles=linestyle))
+    texts = []
+    for i in range(n):
+        caption = []
+        if labels is not None:
+            caption.append(class_names[labels[i]] if class_names is not None else str(labels[i]))
+        if scores is not None:
+            caption.append(f"{scores[i]:.2f}")
+        if caption:
+            texts.append(ax.text(boxes[i, 0], boxes[i, 1], " ".join(caption), fontsize=fontsize,
+                                 color="white", va="bottom", ha="left",
+                                 bbox=dict(facecolor=colors[i], alpha=0.8, pad=1, edgecolor="none")))
+    return texts
+
+
+def draw_anchor_labels(ax, anchors, labels, show=("positive", "ignored", "negative"),
+                       max_per_kind=None, linewidth=1.0):
+    """Draw anchors coloured by their training label (lesson 03).
+
+    Args:
+        anchors: ``(A, 4)`` xyxy.
+        labels: ``(A,)``: 1 positive, 0 negative, -1 ignored (see ``matching.match_labels``).
+        show (sequence of str): which kinds to draw.
+        max_per_kind (int, optional): draw at most this many of each kind (evenly spaced
+            through the list), since thousands of negatives hide everything else.
+
+    Returns:
+        dict: kind -> number of anchors of that kind (before ``max_per_kind``).
+    """
+    anchors = _as_numpy_boxes(anchors)
+    labels = np.asarray(torch.as_tensor(labels).cpu()).reshape(-1)
+    masks = {"positive": labels >= 1, "negative": labels == 0, "ignored": labels == -1}
+    counts = {kind: int(mask.sum()) for kind, mask in masks.items()}
+    # Draw negatives first so that positives stay on top.
+    for kind, width, alpha in (("negative", 0.5, 0.35), ("ignored", 0.8, 0.7), ("positive", 1.5, 1.0)):
+        if kind not in show or counts[kind] == 0:
+            continue
+        boxes = anchors[masks[kind]]
+        if max_per_kind is not None and len(boxes) > max_per_kind:
+            boxes = boxes[np.linspace(0, len(boxes) - 1, max_per_kind).astype(int)]
+        draw_box_outlines(ax, boxes, color=LABEL_COLORS[kind], linewidth=linewidth * width, alpha=alpha)
+    return counts
+
+
+def label_legend(ax, counts=None):
+    """A legend for ``draw_anchor_labels`` colours, with counts when given."""
+    from matplotlib.lines import Line2D
+    handles = [Line2D([], [], color=LABEL_COLORS[k],
+                      label=f"{k} ({counts[k]})" if counts else k)
+               for k in ("positive", "ignored", "negative")]
+    ax.legend(handles=handles, loc="upper right", fontsize=8, framealpha=0.8)

@@ -1,0 +1,67 @@
+"""Drawing helpers accept tensors, NumPy arrays and PIL images, and draw what they are given."""
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from minifrcnn.draw import (draw_anchor_labels, draw_box_outlines, draw_boxes, show_image,  # noqa: E402
+                            to_numpy_image)
+
+
+@pytest.fixture
+def ax():
+    fig, ax = plt.subplots()
+    yield ax
+    plt.close(fig)
+
+
+@pytest.mark.parametrize("image,shape", [
+    (torch.rand(3, 20, 30), (20, 30, 3)),
+    (torch.randint(0, 255, (3, 20, 30), dtype=torch.uint8), (20, 30, 3)),
+    (torch.rand(20, 30), (20, 30)),
+    (torch.rand(1, 20, 30), (20, 30)),
+    (np.zeros((20, 30, 3), dtype=np.uint8), (20, 30, 3)),
+    (Image.new("RGB", (30, 20)), (20, 30, 3)),
+])
+def test_to_numpy_image_accepts_every_form(image, shape):
+    assert to_numpy_image(image).shape == shape
+
+
+def test_to_numpy_image_clips_floats_and_rejects_bad_shapes():
+    assert to_numpy_image(torch.full((3, 2, 2), 2.0)).max() == 1.0
+    with pytest.raises(ValueError, match=r"\(3, H, W\)"):
+        to_numpy_image(torch.rand(5, 8, 8))
+    with pytest.raises(ValueError):
+        to_numpy_image(torch.rand(2, 3, 8, 8))
+
+
+def test_draw_boxes_with_names_and_scores(ax):
+    show_image(torch.rand(3, 64, 64), ax)
+    texts = draw_boxes(ax, torch.tensor([[1.0, 2, 30, 40], [5, 5, 9, 9]]), labels=torch.tensor([1, 8]),
+                       scores=torch.tensor([0.91, 0.5]), class_names=["bg"] + [str(d) for d in range(10)])
+    assert [t.get_text() for t in texts] == ["0 0.91", "7 0.50"]
+    outlines = ax.collections[-1].get_segments()
+    assert len(outlines) == 2 and np.allclose(outlines[0][0], [1, 2]) and np.allclose(outlines[0][2], [30, 40])
+
+
+def test_draw_boxes_checks_lengths_and_handles_empty(ax):
+    assert draw_boxes(ax, torch.zeros(0, 4)) == []
+    with pytest.raises(ValueError, match="labels has 1 entries for 2 boxes"):
+        draw_boxes(ax, torch.zeros(2, 4), labels=[1])
+
+
+def test_draw_anchor_labels_counts_and_caps(ax):
+    anchors = torch.tensor([[0.0, 0, 10, 10]] * 6)
+    labels = torch.tensor([1, 0, 0, 0, -1, 0])
+    counts = draw_anchor_labels(ax, anchors, labels, max_per_kind=2)
+    assert counts == {"positive": 1, "negative": 4, "ignored": 1}
+    assert [len(c.get_segments()) for c in ax.collections] == [2, 1, 1]  # negatives capped at 2
+
+
+def test_draw_box_outlines_from_numpy(ax):
+    lines = draw_box_outlines(ax, np.array([[0, 0, 4, 4], [1, 1, 2, 2]]))
+    assert len(lines.get_segments()) == 2

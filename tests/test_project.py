@@ -1,0 +1,93 @@
+"""Project hygiene: notebooks committed clean, environment.yml in sync, README commands."""
+import json
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+# conda-forge names that differ from the PyPI names
+CONDA_NAMES = {"torch": "pytorch"}
+
+
+def requirement_name_and_spec(requirement):
+    match = re.match(r"^\s*([A-Za-z0-9_.\-]+)\s*(.*?)\s*(?:#.*)?$", requirement)
+    return match.group(1).lower(), match.group(2).replace(" ", "")
+
+
+def test_there_are_lessons():
+    assert len(NOTEBOOKS) >= 4, "lessons 00-03 must exist"
+    numbers = [int(p.name[:2]) for p in NOTEBOOKS]
+    assert numbers == list(range(len(numbers))), f"lessons must be numbered 00, 01, ...: {numbers}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_committed_clean(path):
+    nb = json.loads(path.read_text())
+    assert nb["metadata"]["kernelspec"]["name"] == "python3", "kernelspec must be python3"
+    code = [c for c in nb["cells"] if c["cell_type"] == "code"]
+    for i, cell in enumerate(code):
+        assert not cell.get("outputs"), f"code cell {i} has outputs: clear them before committing"
+        assert cell.get("execution_count") is None, f"code cell {i} has an execution count"
+        tags = set(cell.get("metadata", {}).get("tags", []))
+        assert ("nbval-skip" in tags) == ("skip-execution" in tags), \
+            f"code cell {i}: skip a cell with both tags nbval-skip and skip-execution"
+    first = "".join(code[0]["source"])
+    assert first.lstrip().startswith("%matplotlib inline"), "first cell must start with %matplotlib inline"
+    assert "seed_everything" in first, "first cell must seed (minifrcnn.seed_everything)"
+    text = json.dumps(nb)
+    assert "set_matplotlib_formats" not in text and "'svg'" not in text, "no SVG figures"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_has_goals_exercise_and_summary(path):
+    nb = json.loads(path.read_text())
+    markdown = "\n".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "markdown").lower()
+    code = "\n".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code")
+    assert "goals" in markdown, "a lesson states its learning goals"
+    assert "summary" in markdown, "a lesson ends with a summary"
+    assert "arxiv.org/abs/1506.01497" in markdown, "the summary links the paper"
+    assert "exercise" in markdown and re.search(r"\bcheck_\w+\(", code), "at least one exercise with a checker"
+    solutions = [c for c in nb["cells"] if "solution" in c.get("metadata", {}).get("tags", [])]
+    assert solutions, "exercise solutions are tagged 'solution' (the student edition stubs them)"
+
+
+def test_environment_yml_lists_the_same_dependencies_as_pyproject():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    wanted = dict(requirement_name_and_spec(r) for r in project["dependencies"])
+    for extra in ("course", "test", "data"):
+        wanted.update(requirement_name_and_spec(r) for r in project["optional-dependencies"][extra])
+    wanted = {CONDA_NAMES.get(name, name): spec for name, spec in wanted.items()}
+    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    conda = [d for d in env["dependencies"] if isinstance(d, str)]
+    listed = dict(requirement_name_and_spec(d.replace("=", "==", 1) if re.match(r"^[\w\-]+=[^=]", d) else d)
+                  for d in conda)
+    python = listed.pop("python")
+    listed.pop("pip")
+    assert python.startswith("==3.11")
+    assert listed == wanted
+    pip_section = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
+    assert any(line.strip().endswith("-e .") for line in pip_section), "environment.yml installs the package"
+
+
+def test_readme_opens_with_the_two_commands():
+    readme = (ROOT / "README.md").read_text()
+    first_block = re.search(r"```(?:bash|sh)?\n(.*?)```", readme, re.S).group(1)
+    commands = [line for line in first_block.splitlines() if line.strip() and not line.startswith("#")]
+    assert commands == ["make lab", "make test"]
+    makefile = (ROOT / "Makefile").read_text()
+    assert re.search(r"^lab:", makefile, re.M) and re.search(r"^test:", makefile, re.M)
+    assert "make test" in (ROOT / ".ci" / "run").read_text()
+
+
+def test_readme_lists_every_lesson():
+    readme = (ROOT / "README.md").read_text()
+    for path in NOTEBOOKS:
+        assert path.name in readme, f"README's lesson list misses {path.name}"
