@@ -149,10 +149,15 @@ def draw_anchor_labels(ax, anchors, labels, show=("positive", "ignored", "negati
     return counts
 
 
-def label_legend(ax, counts=None):
-    """A legend for ``draw_anchor_labels`` colours, with counts when given."""
+def label_legend(ax, counts=None, loc="upper right", **legend_kwargs):
+    """A legend for ``draw_anchor_labels`` colours, with counts when given.
+
+    ``loc`` and ``legend_kwargs`` go to ``ax.legend`` (e.g. ``loc="upper center",
+    bbox_to_anchor=(0.5, -0.02)`` puts it under the image, off the digits)."""
     from matplotlib.lines import Line2D
     handles = [Line2D([], [], color=LABEL_COLORS[k],
                       label=f"{k} ({counts[k]})" if counts else k)
                for k in ("positive", "ignored", "negative")]
-    ax.legend(handles=handles, loc="upper right", fontsize=8, framealpha=0.8)
+    options = dict(fontsize=8, framealpha=0.8)
+    options.update(legend_kwargs)
+    return ax.legend(handles=handles, loc=loc, **options)
