@@ -2,12 +2,12 @@
 
 The finished code of the course, one module per idea, in dependency order::
 
-    boxes -> anchors -> matching -> (rpn -> roi ops -> head -> detector -> training)
+    boxes -> anchors -> matching -> nms -> backbone -> rpn -> roi_ops -> head -> detector -> training
 
 plus ``data`` (the course dataset and photos), ``draw`` (pictures), ``explorers``
 (interactive widgets) and ``exercises`` (checkers for the lessons' exercises).
 """
-from . import anchors, boxes, matching  # noqa: F401
+from . import anchors, backbone, boxes, matching, nms, rpn  # noqa: F401
 from .utils import get_device, seed_everything  # noqa: F401
 
 __version__ = "0.1.0"
