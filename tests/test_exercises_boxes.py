@@ -124,7 +124,7 @@ def test_check_box_area_accepts(capsys):
     (area_plus_one, "one 10 x 20 box", "Caffe"),
     (area_keepdim, "one 10 x 20 box", "boxes[:, k:k+1]"),
     (area_squares, "one 10 x 20 box", "expected 200"),
-    (lambda b: B.box_area(b).float(), "float64", "float64 boxes gave a torch.float32"),
+    (lambda b: B.box_area(b).float(), "float64", "float64 inputs gave a torch.float32"),
 ])
 def test_check_box_area_rejects(wrong, case, words):
     with pytest.raises(ExerciseError) as info:

@@ -70,25 +70,68 @@ def _compare(got, expected, atol, rtol, path="result"):
     return None
 
 
-def check_against(student_fn, reference_fn, cases, atol=1e-5, rtol=1e-5, what="your function"):
+def _changed(before, after):
+    """True if a tensor argument was modified in place by the learner's function."""
+    return isinstance(before, torch.Tensor) and (
+        before.shape != after.shape or not torch.equal(torch.nan_to_num(before), torch.nan_to_num(after)))
+
+
+def call_learner(fn, case, what, label):
+    """``fn(*case.args, **case.kwargs)``, with a friendly error if it is not written yet or
+    raises (``label`` names the case in the message, e.g. "case 3 (ties)")."""
+    try:
+        return fn(*case.args, **case.kwargs)
+    except NotImplementedError:
+        raise ExerciseError(f"{what} is not written yet: replace the `raise NotImplementedError` "
+                            f"line with your code, then run this cell again.") from None
+    except Exception as exc:
+        raise ExerciseError(f"{label}: {what} raised {type(exc).__name__}: {exc}\n"
+                            f"  inputs: {_describe(case.args)}" + (f"\n  hint: {case.hint}" if case.hint else "")
+                            ) from exc
+
+
+def check_against(student_fn, reference_fn, cases, atol=1e-5, rtol=1e-5, what="your function", symptoms=None):
     """Run ``student_fn`` and ``reference_fn`` on every case and compare the results.
+
+    Besides the numbers, two silent bugs are errors: changing an input tensor in place
+    (the learner's function gets copies, compared afterwards), and losing precision (a
+    float64 input must give a float64 result).
+
+    Args:
+        symptoms (callable, optional): ``symptoms(got, expected, args) -> str or None``
+            turns a wrong result into a targeted hint ("negative IoU: clamp ..."); it may
+            fail on odd results, which then just get the case's hint.
 
     Returns:
         int: the number of cases passed (all of them; otherwise an ``ExerciseError`` is raised).
     """
     for i, case in enumerate(cases, 1):
-        try:
-            got = student_fn(*case.args, **case.kwargs)
-        except NotImplementedError:
-            raise ExerciseError(f"{what} is not written yet: replace the `raise NotImplementedError` "
-                                f"line with your code, then run this cell again.") from None
-        except Exception as exc:
-            raise ExerciseError(f"case {i} ({case.name}): {what} raised {type(exc).__name__}: {exc}\n"
-                                f"  inputs: {_describe(case.args)}\n  hint: {case.hint}") from exc
+        label = f"case {i} ({case.name})"
+        copies = Case(case.name, tuple(a.clone() if isinstance(a, torch.Tensor) else a for a in case.args),
+                      case.hint, case.kwargs)
+        got = call_learner(student_fn, copies, what, label)
         expected = reference_fn(*case.args, **case.kwargs)
+        inputs = f"\n  inputs: {_describe(case.args)}"
+        hint = f"\n  hint: {case.hint}" if case.hint else ""
         problem = _compare(got, expected, atol, rtol)
         if problem:
-            raise ExerciseError(f"case {i} ({case.name}): {problem}\n  inputs: {_describe(case.args)}"
-                                + (f"\n  hint: {case.hint}" if case.hint else ""))
+            symptom = None
+            if symptoms is not None:
+                try:
+                    symptom = symptoms(got, expected, case.args)
+                except Exception:
+                    symptom = None
+            raise ExerciseError(f"{label}: {problem}{inputs}{hint}" + (f"\n  symptom: {symptom}" if symptom else ""))
+        if any(_changed(a, c) for a, c in zip(case.args, copies.args)):
+            raise ExerciseError(
+                f"{label}: the numbers are right, but {what} changed its input in place.\n  hint: build "
+                f"a new tensor (torch.stack, torch.cat, new_zeros, or .clone() first) instead of writing "
+                f"into an input.")
+        float64_in = any(isinstance(a, torch.Tensor) and a.dtype == torch.float64 for a in case.args)
+        if float64_in and isinstance(got, torch.Tensor) and got.is_floating_point() and got.dtype != torch.float64:
+            raise ExerciseError(
+                f"{label}: float64 inputs gave a {got.dtype} result.\n  hint: compute from the input "
+                f"tensors (or pass dtype=x.dtype to torch.zeros / torch.tensor) so that the result keeps "
+                f"the input's precision.")
     print(f"Well done: {what} passes all {len(cases)} checks.")
     return len(cases)

@@ -12,7 +12,7 @@ must give a float64 result.
 import torch
 
 from .. import boxes as B
-from ._check import Case, ExerciseError, _compare, _describe
+from ._check import Case, check_against
 
 __all__ = ["coco_to_xyxy", "check_coco_to_xyxy", "check_box_area", "check_iou"]
 
@@ -45,21 +45,7 @@ def _t(rows, dtype=torch.float32):
     return torch.tensor(rows, dtype=dtype).reshape(-1, 4)
 
 
-# ----------------------------------------------------------------------------- the checking loop
-
-def _changed(before, after):
-    """True if a tensor argument was modified in place by the learner's function."""
-    return isinstance(before, torch.Tensor) and (
-        before.shape != after.shape or not torch.equal(torch.nan_to_num(before), torch.nan_to_num(after)))
-
-
-def _safe(symptoms, got, expected, args):
-    """``symptoms(...)``, or None if the diagnosis itself fails on an odd result."""
-    try:
-        return symptoms(got, expected, args)
-    except Exception:
-        return None
-
+# ----------------------------------------------------------------------------- symptoms
 
 def _shape_symptom(got, expected, args):
     """Common to every checker: a result of the wrong shape, explained."""
@@ -74,47 +60,6 @@ def _shape_symptom(got, expected, args):
     if expected.dim() == 1 and got.dim() == 2:
         return "a 2-D result: index columns with boxes[:, k] (shape (R,)), not boxes[:, k:k+1] (R, 1)."
     return None
-
-
-def _run(student_fn, reference_fn, cases, what, symptoms=None, atol=1e-5, rtol=1e-5):
-    """``check_against``'s loop (same messages), plus three checks it does not make.
-
-    * the learner's function gets copies of the inputs; if it changes them, that is an
-      error even when its numbers are right (the caller's boxes would be corrupted);
-    * a float64 case must give a float64 result;
-    * ``symptoms(got, expected, args)``, if given, turns a wrong result into a
-      targeted hint ("negative IoU: clamp ...") added to the error, or returns None.
-    """
-    for i, case in enumerate(cases, 1):
-        copies = tuple(a.clone() if isinstance(a, torch.Tensor) else a for a in case.args)
-        inputs = f"\n  inputs: {_describe(case.args)}"
-        hint = f"\n  hint: {case.hint}" if case.hint else ""
-        try:
-            got = student_fn(*copies, **case.kwargs)
-        except NotImplementedError:
-            raise ExerciseError(f"{what} is not written yet: replace the `raise NotImplementedError` "
-                                f"line with your code, then run this cell again.") from None
-        except Exception as exc:
-            raise ExerciseError(f"case {i} ({case.name}): {what} raised {type(exc).__name__}: "
-                                f"{exc}{inputs}{hint}") from exc
-        expected = reference_fn(*case.args, **case.kwargs)
-        problem = _compare(got, expected, atol, rtol)
-        if problem:
-            extra = _safe(symptoms, got, expected, case.args) if symptoms is not None else None
-            raise ExerciseError(f"case {i} ({case.name}): {problem}{inputs}{hint}"
-                                + (f"\n  symptom: {extra}" if extra else ""))
-        if any(_changed(a, c) for a, c in zip(case.args, copies)):
-            raise ExerciseError(
-                f"case {i} ({case.name}): the numbers are right, but {what} changed its input "
-                f"boxes in place.\n  hint: build a new tensor (torch.stack, torch.cat, or "
-                f"boxes.clone() first) instead of writing into boxes[:, 2].")
-        if case.args[0].dtype == torch.float64 and got.dtype != torch.float64:
-            raise ExerciseError(
-                f"case {i} ({case.name}): float64 boxes gave a {got.dtype} result.\n  hint: "
-                f"compute from the input tensors (or pass dtype=boxes.dtype to torch.zeros / "
-                f"torch.tensor) so that the result keeps the input's precision.")
-    print(f"Well done: {what} passes all {len(cases)} checks.")
-    return len(cases)
 
 
 # ----------------------------------------------------------------------------- lesson 00
@@ -147,7 +92,7 @@ def check_coco_to_xyxy(fn):
             return "x2, y2 equal w, h: add the corner, x2 = x + w."
         return None
 
-    return _run(fn, coco_to_xyxy, cases, "your coco_to_xyxy", symptoms)
+    return check_against(fn, coco_to_xyxy, cases, what="your coco_to_xyxy", symptoms=symptoms)
 
 
 # ----------------------------------------------------------------------------- lesson 01
@@ -178,7 +123,7 @@ def check_box_area(fn):
                     "and torchvision use (x2 - x1) * (y2 - y1).")
         return None
 
-    return _run(fn, B.box_area, cases, "your box_area", symptoms)
+    return check_against(fn, B.box_area, cases, what="your box_area", symptoms=symptoms)
 
 
 def _iou_symptoms(out, expected, args):
@@ -239,4 +184,4 @@ def check_iou(fn):
                                _random_boxes(5, g, dtype=torch.float64)),
              "keep the input's dtype."),
     ]
-    return _run(fn, B.box_iou, cases, "your iou", _iou_symptoms)
+    return check_against(fn, B.box_iou, cases, what="your iou", symptoms=_iou_symptoms)

@@ -14,7 +14,7 @@ import torch
 from ..anchors import AnchorGenerator
 from ..boxes import BoxCoder, box_iou
 from ..matching import Matcher, match_labels
-from ._check import Case, ExerciseError, _describe
+from ._check import Case, ExerciseError, _describe, call_learner
 
 _KIND = {1.0: "positive (1)", 0.0: "negative (0)", -1.0: "ignored (-1)"}
 
@@ -69,18 +69,6 @@ def _explain_anchor(iou, anchor, got, expected, high, low):
     if expected == 0 and got == 1:
         return start + (" It overlaps nothing well and is not the best anchor of any ground truth.")
     return start
-
-
-def _run(fn, case, what):
-    """Call the learner's function on a case, turning failures into helpful errors."""
-    try:
-        return fn(*case.args, **case.kwargs)
-    except NotImplementedError:
-        raise ExerciseError(f"{what} is not written yet: replace the `raise NotImplementedError` "
-                            f"line with your code, then run this cell again.") from None
-    except Exception as exc:
-        raise ExerciseError(f"case '{case.name}': {what} raised {type(exc).__name__}: {exc}\n"
-                            f"  inputs: {_describe(case.args)}\n  hint: {case.hint}") from exc
 
 
 def _shape_problem(got, expected, case, what):
@@ -148,7 +136,7 @@ def check_anchor_labels(fn, seed=0):
     for case in cases:
         iou = case.args[0]
         high, low = case.kwargs.get("high", 0.7), case.kwargs.get("low", 0.3)
-        got = _run(fn, case, what)
+        got = call_learner(fn, case, what, f"case '{case.name}'")
         expected = reference_anchor_labels(iou, high, low)
         _shape_problem(got, expected, case, what)
         got = got.detach().to(torch.float32)
@@ -207,7 +195,7 @@ def check_encode(fn, seed=0):
     cases = encode_cases(seed)
     for case in cases:
         targets, references, weights = case.args
-        got = _run(fn, case, what)
+        got = call_learner(fn, case, what, f"case '{case.name}'")
         expected = BoxCoder(weights).encode(targets, references)
         _shape_problem(got, expected, case, what)
         if not got.is_floating_point():

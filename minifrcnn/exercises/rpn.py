@@ -15,7 +15,7 @@ import torch
 
 from ..boxes import box_iou, clip_boxes_to_image, remove_small_boxes
 from ..nms import nms
-from ._check import Case, ExerciseError, _compare, _describe
+from ._check import Case, ExerciseError, _compare, _describe, call_learner
 
 __all__ = ["check_nms", "check_filter_proposals", "reference_filter_proposals", "nms_cases"]
 
@@ -110,14 +110,7 @@ def check_nms(fn, seed=0):
     cases = nms_cases(seed)
     for i, case in enumerate(cases, 1):
         args = tuple(a.clone() if isinstance(a, torch.Tensor) else a for a in case.args)
-        try:
-            got = fn(*args)
-        except NotImplementedError:
-            raise ExerciseError(f"{what} is not written yet: replace the `raise NotImplementedError` "
-                                f"line with your code, then run this cell again.") from None
-        except Exception as exc:
-            raise ExerciseError(f"case {i} ({case.name}): {what} raised {type(exc).__name__}: {exc}\n"
-                                f"  inputs: {_describe(case.args)}\n  hint: {case.hint}") from exc
+        got = call_learner(fn, Case(case.name, args, case.hint), what, f"case {i} ({case.name})")
         expected = nms(*case.args)
         if not isinstance(got, torch.Tensor) or got.dim() != 1:
             raise ExerciseError(f"case {i} ({case.name}): {what} should return a 1-D tensor of indices, "
@@ -209,14 +202,7 @@ def check_filter_proposals(fn, seed=0):
     what = "your filter_proposals"
     cases = _proposal_cases(seed)
     for i, case in enumerate(cases, 1):
-        try:
-            got = fn(*case.args, **case.kwargs)
-        except NotImplementedError:
-            raise ExerciseError(f"{what} is not written yet: replace the `raise NotImplementedError` "
-                                f"line with your code, then run this cell again.") from None
-        except Exception as exc:
-            raise ExerciseError(f"case {i} ({case.name}): {what} raised {type(exc).__name__}: {exc}\n"
-                                f"  hint: {_STEP_HINTS}") from exc
+        got = call_learner(fn, Case(case.name, case.args, _STEP_HINTS, case.kwargs), what, f"case {i} ({case.name})")
         expected = reference_filter_proposals(*case.args, **case.kwargs)
         problem = _compare(got, expected, 1e-5, 1e-5)
         if problem:
