@@ -17,15 +17,6 @@ from minifrcnn.train_rpn import make_rpn_model, recall_vs_proposals  # noqa: E40
 ANCHORS = AnchorGenerator((16, 32, 64), (0.5, 1.0, 2.0))((128, 128), (16, 16))
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Every tensor here is small: one thread is faster than two that wait for each other on
-    a busy 2-core machine, and gives the same results."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def fake_sample(seed, name="fake"):
     g = torch.Generator().manual_seed(seed)

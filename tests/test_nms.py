@@ -10,15 +10,6 @@ DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 NMS_FNS = {"loop": nms_loop, "vectorised": nms}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Every tensor here is small: one thread is faster than two that wait for each other on
-    a busy 2-core machine, and gives the same results."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def random_boxes(n, generator, size=100.0, max_wh=40.0, dtype=torch.float32):
     xy = torch.rand(n, 2, generator=generator) * size

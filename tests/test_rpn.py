@@ -21,15 +21,6 @@ DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 SIZES, RATIOS = (16, 32, 64), (0.5, 1.0, 2.0)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Every tensor here is tiny: one thread is faster than two that wait for each other on a
-    busy 2-core machine (up to 20x here), and gives the same results."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def random_targets(n_images, generator, image_size=(128, 128), max_boxes=5, empty=()):
     targets = []
