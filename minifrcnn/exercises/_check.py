@@ -113,6 +113,13 @@ def check_against(student_fn, reference_fn, cases, atol=1e-5, rtol=1e-5, what="y
         expected = reference_fn(*case.args, **case.kwargs)
         inputs = f"\n  inputs: {_describe(case.args)}"
         hint = f"\n  hint: {case.hint}" if case.hint else ""
+        # Checked first: a float32 result of float64 inputs is "close" but never equal.
+        float64_in = any(isinstance(a, torch.Tensor) and a.dtype == torch.float64 for a in case.args)
+        if float64_in and isinstance(got, torch.Tensor) and got.is_floating_point() and got.dtype != torch.float64:
+            raise ExerciseError(
+                f"{label}: float64 inputs gave a {got.dtype} result.\n  hint: compute from the input "
+                f"tensors (or pass dtype=x.dtype to torch.zeros / torch.tensor) so that the result keeps "
+                f"the input's precision.")
         problem = _compare(got, expected, atol, rtol)
         if problem:
             symptom = None
@@ -127,11 +134,5 @@ def check_against(student_fn, reference_fn, cases, atol=1e-5, rtol=1e-5, what="y
                 f"{label}: the numbers are right, but {what} changed its input in place.\n  hint: build "
                 f"a new tensor (torch.stack, torch.cat, new_zeros, or .clone() first) instead of writing "
                 f"into an input.")
-        float64_in = any(isinstance(a, torch.Tensor) and a.dtype == torch.float64 for a in case.args)
-        if float64_in and isinstance(got, torch.Tensor) and got.is_floating_point() and got.dtype != torch.float64:
-            raise ExerciseError(
-                f"{label}: float64 inputs gave a {got.dtype} result.\n  hint: compute from the input "
-                f"tensors (or pass dtype=x.dtype to torch.zeros / torch.tensor) so that the result keeps "
-                f"the input's precision.")
     print(f"Well done: {what} passes all {len(cases)} checks.")
     return len(cases)
