@@ -1,0 +1,127 @@
+"""Command line: train, evaluate and run the course's detector.
+
+    python -m minifrcnn train [--steps 1000] [--out runs/course]
+    python -m minifrcnn evaluate [--checkpoint runs/course/checkpoint.pt] [--split test]
+    python -m minifrcnn detect IMAGE... [--checkpoint ...] [--out-dir runs/course/detections]
+
+Defaults train on the course's digits (data/digits) and write into runs/course/: the
+checkpoint (resumable), the loss history and metrics as JSON, and annotated images.
+"""
+import argparse
+import json
+import sys
+from dataclasses import asdict, fields
+from pathlib import Path
+
+import torch
+
+DEFAULT_OUT = Path("runs/course")
+
+
+def _model_from_checkpoint(path, device):
+    from .detector import DetectorConfig, FasterRCNN
+    from .training import load_checkpoint
+    state = load_checkpoint(path)
+    if "config" not in state or "model" not in state:
+        raise SystemExit(f"{path}: not a minifrcnn training checkpoint (no 'config'/'model' entries)")
+    known = {f.name for f in fields(DetectorConfig)}
+    config = DetectorConfig(**{k: tuple(v) if isinstance(v, list) else v
+                               for k, v in state["config"].items() if k in known})
+    model = FasterRCNN(config)
+    model.load_state_dict(state["model"])
+    return model.to(device).eval()
+
+
+def cmd_train(args):
+    from .data import cache, load_digits
+    from .detector import DetectorConfig, FasterRCNN
+    from .training import TrainSettings, train
+    from .utils import get_device, seed_everything
+    seed_everything(args.seed)
+    device = get_device(args.device)
+    model = FasterRCNN(DetectorConfig.course())
+    settings = TrainSettings(steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed)
+    args.out.mkdir(parents=True, exist_ok=True)
+    history = train(model, cache(load_digits("train")), settings, checkpoint=args.out / "checkpoint.pt",
+                    resume=args.resume, device=device)
+    (args.out / "history.json").write_text(json.dumps(history))
+    (args.out / "config.json").write_text(json.dumps({"model": asdict(model.config), "train": asdict(settings)},
+                                                     indent=2))
+    print(f"trained {len(history)} steps; checkpoint in {args.out / 'checkpoint.pt'}")
+    if args.evaluate:
+        args.checkpoint, args.split = args.out / "checkpoint.pt", "val"
+        cmd_evaluate(args)
+
+
+def cmd_evaluate(args):
+    from .data import cache, load_digits
+    from .detector import detect
+    from .evaluation import evaluate_coco, evaluate_voc
+    from .utils import get_device
+    model = _model_from_checkpoint(args.checkpoint, get_device(args.device))
+    items = cache(load_digits(args.split))
+    detections = detect(model, [image for image, _ in items])
+    targets = [target for _, target in items]
+    voc = evaluate_voc(detections, targets, model.config.num_classes)
+    coco = evaluate_coco(detections, targets, model.config.num_classes)
+    metrics = {"split": args.split, "checkpoint": str(args.checkpoint), "map50": voc["map"],
+               "ap50_per_class": {str(k): v for k, v in voc["ap"].items()},
+               "coco_ap": coco["ap"], "coco_ap50": coco["ap50"], "coco_ap75": coco["ap75"]}
+    out = Path(args.checkpoint).parent / f"metrics_{args.split}.json"
+    out.write_text(json.dumps(metrics, indent=2))
+    print(f"{args.split}: mAP@0.5 (VOC) {voc['map']:.4f}  AP@[.5:.95] (COCO) {coco['ap']:.4f}  -> {out}")
+
+
+def cmd_detect(args):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from PIL import Image
+    from torchvision.transforms.v2.functional import pil_to_tensor
+
+    from .data import CLASS_NAMES
+    from .draw import draw_boxes, show_image
+    from .utils import get_device
+    model = _model_from_checkpoint(args.checkpoint, get_device(args.device))
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    for path in args.images:
+        image = pil_to_tensor(Image.open(path).convert("RGB")).float() / 255
+        with torch.no_grad():
+            det = model([image.to(next(model.parameters()).device)])[0]
+        keep = det["scores"] >= args.score
+        fig, ax = plt.subplots(figsize=(6, 6))
+        show_image(image, ax, title=Path(path).name)
+        draw_boxes(ax, det["boxes"][keep].cpu(), det["labels"][keep].cpu(), det["scores"][keep].cpu(), CLASS_NAMES)
+        out = args.out_dir / (Path(path).stem + "_detections.png")
+        fig.savefig(out, dpi=100, bbox_inches="tight")
+        plt.close(fig)
+        print(f"{path}: {int(keep.sum())} detections -> {out}")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m minifrcnn", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", default=None, help="cpu, cuda, ... (default: GPU when present)")
+    commands = parser.add_subparsers(dest="command", required=True)
+    train = commands.add_parser("train", help="train the course detector on the digits")
+    train.add_argument("--steps", type=int, default=1000)
+    train.add_argument("--batch-size", type=int, default=8)
+    train.add_argument("--lr", type=float, default=0.02)
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    train.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    train.add_argument("--evaluate", action="store_true", help="evaluate on the val split afterwards")
+    evaluate = commands.add_parser("evaluate", help="mAP of a checkpoint on a split, written as JSON")
+    evaluate.add_argument("--checkpoint", type=Path, default=DEFAULT_OUT / "checkpoint.pt")
+    evaluate.add_argument("--split", default="test", choices=("train", "val", "test"))
+    detect = commands.add_parser("detect", help="draw a checkpoint's detections on images")
+    detect.add_argument("images", nargs="+", type=Path)
+    detect.add_argument("--checkpoint", type=Path, default=DEFAULT_OUT / "checkpoint.pt")
+    detect.add_argument("--out-dir", type=Path, default=DEFAULT_OUT / "detections")
+    detect.add_argument("--score", type=float, default=0.5, help="smallest score drawn")
+    args = parser.parse_args(argv)
+    {"train": cmd_train, "evaluate": cmd_evaluate, "detect": cmd_detect}[args.command](args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

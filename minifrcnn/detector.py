@@ -1,0 +1,312 @@
+"""The complete Faster R-CNN: image preparation, backbone, RPN, RoI op and detection head.
+
+Paper, section 3 and figure 2: one network; the RPN proposes boxes on the shared
+feature map, the Fast R-CNN head classifies and refines them. Like torchvision's
+``FasterRCNN``, the module returns the four losses in training mode and the detections in
+eval mode, and takes a list of ``(3, H, W)`` images in ``[0, 1]``.
+
+All hyper-parameters live in one flat :class:`DetectorConfig`; ``DetectorConfig.paper()``
+and ``DetectorConfig.course()`` hold the paper's values and the course's CPU-scale ones,
+and :func:`config_table` shows them side by side.
+"""
+import math
+from dataclasses import asdict, dataclass, fields, replace
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .anchors import AnchorGenerator
+from .backbone import SmallBackbone, torchvision_backbone
+from .boxes import check_boxes, clip_boxes_to_image
+from .head import DetectionHead, HeadSettings
+from .roi_ops import RoIOp
+from .rpn import RPN, ProposalSettings, RPNHead
+
+
+@dataclass(frozen=True)
+class DetectorConfig:
+    """Every setting of the detector. Field comments give the paper's value."""
+
+    num_classes: int = 11  # with background; VOC: 21
+    # Image preparation
+    min_size: int = 128  # shorter side after resizing; paper: 600
+    max_size: int = 128  # longer side at most; paper: 1000
+    image_mean: tuple = (0.485, 0.456, 0.406)
+    image_std: tuple = (0.229, 0.224, 0.225)
+    size_divisible: int = 32  # pad the batch to a multiple (torchvision's value)
+    # Backbone
+    backbone: str = "small"  # "small" (minifrcnn.backbone.SmallBackbone) or a torchvision name; paper: VGG-16
+    backbone_channels: tuple = (32, 64, 128)  # SmallBackbone stages (stride 2 ** len)
+    backbone_blocks: tuple = (1, 2, 2)
+    # Anchors and RPN (section 3.1)
+    anchor_sizes: tuple = (16, 32, 64)  # paper: (128, 256, 512)
+    aspect_ratios: tuple = (0.5, 1.0, 2.0)
+    rpn_fg_iou: float = 0.7
+    rpn_bg_iou: float = 0.3
+    rpn_batch_size: int = 256
+    rpn_positive_fraction: float = 0.5
+    rpn_pre_nms_top_n_train: int = 1000  # paper: 12000
+    rpn_post_nms_top_n_train: int = 600  # paper: 2000
+    rpn_pre_nms_top_n_test: int = 1000  # paper: 6000
+    rpn_post_nms_top_n_test: int = 300  # paper: 300
+    rpn_nms: float = 0.7
+    rpn_min_size: float = 1e-3  # paper: 16 px (at the 600 px scale)
+    # RoI op (section 3.2; lesson 05)
+    roi_op: str = "align"  # paper: "pool"
+    roi_output_size: int = 7
+    roi_sampling_ratio: int = 2
+    # Detection head (Fast R-CNN)
+    head_hidden: int = 256  # paper (VGG-16): 4096
+    box_fg_iou: float = 0.5
+    box_bg_iou: float = 0.5
+    box_batch_size: int = 128
+    box_positive_fraction: float = 0.25
+    box_weights: tuple = (10.0, 10.0, 5.0, 5.0)
+    box_score_threshold: float = 0.05
+    box_nms: float = 0.3
+    detections_per_image: int = 100
+
+    @classmethod
+    def course(cls, **changes):
+        """The course's CPU-scale detector for 128x128 digit images."""
+        return replace(cls(), **changes)
+
+    @classmethod
+    def paper(cls, **changes):
+        """The paper's VGG-16 detector on PASCAL VOC (section 4.1, PAPER.md)."""
+        return replace(cls(), num_classes=21, min_size=600, max_size=1000, backbone="vgg16",
+                       anchor_sizes=(128, 256, 512), rpn_pre_nms_top_n_train=12000,
+                       rpn_post_nms_top_n_train=2000, rpn_pre_nms_top_n_test=6000,
+                       rpn_post_nms_top_n_test=300, rpn_min_size=16.0, roi_op="pool",
+                       head_hidden=4096, **changes)
+
+    def proposal_settings(self):
+        return ProposalSettings(self.rpn_pre_nms_top_n_train, self.rpn_post_nms_top_n_train,
+                                self.rpn_pre_nms_top_n_test, self.rpn_post_nms_top_n_test,
+                                nms_thresh=self.rpn_nms, min_size=self.rpn_min_size)
+
+    def head_settings(self):
+        return HeadSettings(self.box_fg_iou, self.box_bg_iou, self.box_batch_size, self.box_positive_fraction,
+                            self.box_weights, self.box_score_threshold, self.box_nms, self.detections_per_image)
+
+
+def config_table(**configs):
+    """A text table of configurations side by side (default: paper and course)."""
+    configs = configs or {"paper": DetectorConfig.paper(), "course": DetectorConfig.course()}
+    lines = [f"{'setting':<26}" + "".join(f"{name:>22}" for name in configs)]
+    for field in fields(DetectorConfig):
+        values = [str(asdict(c)[field.name]) for c in configs.values()]
+        mark = "  " if len(set(values)) == 1 else " *"
+        lines.append(f"{field.name:<26}" + "".join(f"{v:>22}" for v in values) + mark)
+    return "\n".join(lines)
+
+
+class ImagePreparation(nn.Module):
+    """Normalise, resize and batch images; map detections back to the input size.
+
+    torchvision's ``GeneralizedRCNNTransform`` for one fixed size: each image is scaled so
+    that its shorter side is ``min_size`` unless its longer side would exceed ``max_size``
+    (bilinear), then the batch is zero-padded at the right and bottom to a multiple of
+    ``size_divisible``. Ground-truth boxes are scaled with their image and clipped to it:
+    a box partly outside the image is cut at the border, one fully outside is dropped.
+    """
+
+    def __init__(self, config):
+        super().__init__()
+        self.min_size, self.max_size, self.size_divisible = config.min_size, config.max_size, config.size_divisible
+        self.register_buffer("mean", torch.tensor(config.image_mean).view(3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(config.image_std).view(3, 1, 1), persistent=False)
+
+    def resize(self, image):
+        h, w = image.shape[-2:]
+        scale = min(self.min_size / min(h, w), self.max_size / max(h, w))
+        return F.interpolate(image[None], scale_factor=scale, mode="bilinear", recompute_scale_factor=True,
+                             align_corners=False)[0]
+
+    @staticmethod
+    def scale_boxes(boxes, from_size, to_size):
+        ratio_h = torch.tensor(to_size[0], dtype=torch.float32) / torch.tensor(from_size[0], dtype=torch.float32)
+        ratio_w = torch.tensor(to_size[1], dtype=torch.float32) / torch.tensor(from_size[1], dtype=torch.float32)
+        x1, y1, x2, y2 = boxes.unbind(1)
+        return torch.stack((x1 * ratio_w, y1 * ratio_h, x2 * ratio_w, y2 * ratio_h), dim=1)
+
+    def forward(self, images, targets=None):
+        """Returns ``(batch (N, 3, H, W), sizes [(h, w)] after resizing, targets)``."""
+        resized, new_targets = [], []
+        for i, image in enumerate(images):
+            image = self.resize((image - self.mean) / self.std)
+            resized.append(image)
+            if targets is not None:
+                size = tuple(image.shape[-2:])
+                boxes = clip_boxes_to_image(self.scale_boxes(targets[i]["boxes"], images[i].shape[-2:], size), size)
+                inside = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
+                new_targets.append({**targets[i], "boxes": boxes[inside], "labels": targets[i]["labels"][inside]})
+        sizes = [tuple(image.shape[-2:]) for image in resized]
+        stride = float(self.size_divisible)
+        height = int(math.ceil(max(h for h, _ in sizes) / stride) * stride)
+        width = int(math.ceil(max(w for _, w in sizes) / stride) * stride)
+        batch = resized[0].new_zeros(len(resized), 3, height, width)
+        for slot, image in zip(batch, resized):
+            slot[:, :image.shape[1], :image.shape[2]].copy_(image)
+        return batch, sizes, (new_targets if targets is not None else None)
+
+    def postprocess(self, detections, sizes, original_sizes):
+        """Scale each image's boxes from the resized size back to its input size."""
+        for det, size, original in zip(detections, sizes, original_sizes):
+            det["boxes"] = self.scale_boxes(det["boxes"], size, original)
+        return detections
+
+
+class _ImageBatch:
+    """The two fields of torchvision's ``ImageList`` that the RPN reads."""
+
+    def __init__(self, tensors, image_sizes):
+        self.tensors, self.image_sizes = tensors, image_sizes
+
+
+def check_inputs(images, targets, num_classes):
+    """Clear errors for the mistakes a learner makes with detector inputs."""
+    if isinstance(images, torch.Tensor) and images.dim() == 4:
+        images = list(images)
+    if not isinstance(images, (list, tuple)) or len(images) == 0:
+        raise TypeError("images must be a non-empty list of (3, H, W) float tensors")
+    for i, image in enumerate(images):
+        if not isinstance(image, torch.Tensor) or image.dim() != 3 or image.shape[0] != 3:
+            shape = tuple(image.shape) if isinstance(image, torch.Tensor) else type(image).__name__
+            raise ValueError(f"images[{i}] must be a (3, H, W) tensor (RGB, channels first), got {shape}")
+        if not image.is_floating_point():
+            raise TypeError(f"images[{i}] has dtype {image.dtype}: convert to float in [0, 1] "
+                            f"(e.g. image.float() / 255)")
+    if targets is None:
+        return images
+    if len(targets) != len(images):
+        raise ValueError(f"{len(targets)} targets for {len(images)} images")
+    for i, target in enumerate(targets):
+        boxes, labels = target.get("boxes"), target.get("labels")
+        if boxes is None or labels is None:
+            raise ValueError(f"targets[{i}] needs 'boxes' and 'labels'")
+        check_boxes(boxes, name=f"targets[{i}]['boxes'] (image {target.get('image_id', i)})",
+                    allow_degenerate=False)
+        if labels.shape != (len(boxes),) or labels.dtype != torch.int64:
+            raise ValueError(f"targets[{i}]['labels'] must be int64 of shape ({len(boxes)},), got "
+                             f"{labels.dtype} {tuple(labels.shape)}")
+        if len(labels) and (labels.min() < 1 or labels.max() >= num_classes):
+            raise ValueError(f"targets[{i}]['labels'] must be in 1..{num_classes - 1} (0 is background), "
+                             f"got {labels.tolist()}")
+    return images
+
+
+def make_backbone(config):
+    if config.backbone == "small":
+        return SmallBackbone(config.backbone_channels, config.backbone_blocks)
+    return torchvision_backbone(config.backbone)
+
+
+class FasterRCNN(nn.Module):
+    """Faster R-CNN with one feature map.
+
+    Args:
+        config (DetectorConfig): default ``DetectorConfig.course()``.
+        backbone (nn.Module, optional): with ``out_channels`` and ``stride``; default
+            built from the config.
+
+    Call:
+        ``model(images, targets)`` in training mode -> ``{"loss_objectness",
+        "loss_rpn_box_reg", "loss_classifier", "loss_box_reg"}``;
+        ``model(images)`` in eval mode -> a list of ``{"boxes", "scores", "labels"}``.
+    """
+
+    def __init__(self, config=None, backbone=None):
+        super().__init__()
+        self.config = config = config or DetectorConfig.course()
+        self.transform = ImagePreparation(config)
+        self.backbone = backbone or make_backbone(config)
+        anchors = AnchorGenerator(config.anchor_sizes, config.aspect_ratios)
+        self.rpn = RPN(anchors, RPNHead(self.backbone.out_channels, anchors.num_anchors_per_location),
+                       config.proposal_settings(), config.rpn_fg_iou, config.rpn_bg_iou,
+                       config.rpn_batch_size, config.rpn_positive_fraction)
+        roi_op = RoIOp(config.roi_op, config.roi_output_size, 1 / self.backbone.stride, config.roi_sampling_ratio)
+        pooled = self.backbone.out_channels * config.roi_output_size ** 2
+        self.head = DetectionHead(roi_op, pooled, config.head_hidden, config.num_classes, config.head_settings())
+
+    def forward(self, images, targets=None):
+        images = check_inputs(images, targets if self.training else None, self.config.num_classes)
+        if self.training and targets is None:
+            raise ValueError("training mode needs targets (call model.eval() to detect)")
+        original_sizes = [tuple(image.shape[-2:]) for image in images]
+        batch, sizes, targets = self.transform(images, targets)
+        features = self.backbone(batch)
+        proposals, rpn_losses = self.rpn(_ImageBatch(batch, sizes), features, targets, propose=True)
+        # Approximate joint training (section 3.2): the proposals are detached inside the
+        # RPN's proposal layer, so the head's loss does not reach the RPN's box deltas.
+        detections, head_losses = self.head(features, proposals, sizes, targets)
+        if self.training:
+            return {**rpn_losses, **head_losses}
+        return self.transform.postprocess(detections, sizes, original_sizes)
+
+
+def torchvision_twin(model):
+    """A torchvision ``FasterRCNN`` with the same configuration as ``model`` (one feature
+    map, the same anchors, RoI Align or pooling, head and settings) and its own, freshly
+    initialised weights. Used to check this module against the reference."""
+    from torchvision.models.detection import FasterRCNN as TvFasterRCNN
+    from torchvision.models.detection.anchor_utils import AnchorGenerator as TvAnchors
+    from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
+    from torchvision.models.detection.rpn import RPNHead as TvRPNHead
+    from torchvision.ops import MultiScaleRoIAlign
+
+    c = model.config
+    if c.roi_op != "align":
+        raise ValueError("torchvision's FasterRCNN pools with RoI Align only")
+    import copy
+    backbone = copy.deepcopy(model.backbone)
+    channels = backbone.out_channels
+    return TvFasterRCNN(
+        backbone, num_classes=None, min_size=c.min_size, max_size=c.max_size, image_mean=list(c.image_mean),
+        image_std=list(c.image_std),
+        rpn_anchor_generator=TvAnchors((tuple(c.anchor_sizes),), (tuple(c.aspect_ratios),)),
+        rpn_head=TvRPNHead(channels, len(c.anchor_sizes) * len(c.aspect_ratios)),
+        rpn_pre_nms_top_n_train=c.rpn_pre_nms_top_n_train, rpn_pre_nms_top_n_test=c.rpn_pre_nms_top_n_test,
+        rpn_post_nms_top_n_train=c.rpn_post_nms_top_n_train, rpn_post_nms_top_n_test=c.rpn_post_nms_top_n_test,
+        rpn_nms_thresh=c.rpn_nms, rpn_fg_iou_thresh=c.rpn_fg_iou, rpn_bg_iou_thresh=c.rpn_bg_iou,
+        rpn_batch_size_per_image=c.rpn_batch_size, rpn_positive_fraction=c.rpn_positive_fraction,
+        box_roi_pool=MultiScaleRoIAlign(["0"], c.roi_output_size, c.roi_sampling_ratio),
+        box_head=TwoMLPHead(channels * c.roi_output_size ** 2, c.head_hidden),
+        box_predictor=FastRCNNPredictor(c.head_hidden, c.num_classes),
+        box_score_thresh=c.box_score_threshold, box_nms_thresh=c.box_nms,
+        box_detections_per_img=c.detections_per_image, box_fg_iou_thresh=c.box_fg_iou,
+        box_bg_iou_thresh=c.box_bg_iou, box_batch_size_per_image=c.box_batch_size,
+        box_positive_fraction=c.box_positive_fraction, bbox_reg_weights=c.box_weights)
+
+
+def load_torchvision_weights(model, tv_model):
+    """Copy the weights of a torchvision ``FasterRCNN`` of the same configuration (see
+    :func:`torchvision_twin`) into ``model``; returns ``model``.
+
+    The names differ in two places only: torchvision's RPN head wraps its 3x3 conv in
+    ``conv.0.0`` and its detection head is ``roi_heads``.
+    """
+    renames = (("rpn.head.conv.0.0.", "rpn.head.conv."), ("roi_heads.", "head."))
+    state = {}
+    for key, value in tv_model.state_dict().items():
+        for old, new in renames:
+            if key.startswith(old):
+                key = new + key[len(old):]
+        state[key] = value
+    model.load_state_dict(state)
+    return model
+
+
+@torch.no_grad()
+def detect(model, images, batch_size=16, device=None):
+    """Run ``model`` in eval mode over a list of images; detections on the CPU, in order."""
+    device = device or next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    detections = []
+    for start in range(0, len(images), batch_size):
+        batch = [image.to(device) for image in images[start:start + batch_size]]
+        detections += [{k: v.cpu() for k, v in det.items()} for det in model(batch)]
+    model.train(was_training)
+    return detections

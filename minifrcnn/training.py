@@ -1,0 +1,191 @@
+"""Training: one seeded, resumable loop for any model that returns a dict of losses.
+
+Faster R-CNN here is trained end to end by *approximate joint training* (paper, section
+3.2): the RPN and the detection head share the backbone and their four losses are summed;
+the proposals enter the head as fixed boxes (``minifrcnn.rpn.generate_proposals`` detaches
+them), so no gradient flows through their coordinates. Lesson 08 compares this with the
+paper's 4-step alternating training and with non-approximate joint training.
+
+What the loop adds to ``loss.backward(); optimizer.step()``:
+
+* SGD with momentum and weight decay, a linear warm-up, then a cosine or step decay;
+* gradient-norm clipping (early RPN deltas can be wild);
+* a tqdm progress bar and an optional live loss plot;
+* checkpoints every few steps, resumable bit for bit (model, optimizer, schedule, random
+  state, loss history), loaded with ``torch.load(..., weights_only=True)``;
+* a non-finite loss stops training with a clear message, and the checkpoint on disk is
+  the last good state, never a NaN one;
+* determinism: the data order comes from ``seed`` and the epoch, the samplers from the
+  global generator seeded once; the same seed gives the same numbers on CPU.
+"""
+import math
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from .utils import get_device
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """Hyper-parameters of the training loop (paper, section 3.3: SGD, momentum 0.9,
+    weight decay 5e-4, lr 0.001 for 60k mini-batches then 0.0001; the course trains from
+    scratch for a few hundred steps, so it uses a larger rate, a warm-up and a decay)."""
+
+    steps: int = 1000
+    batch_size: int = 8
+    lr: float = 0.02
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    warmup_steps: int = 50
+    schedule: str = "cosine"  # or "step": x0.1 at 75 % of the steps
+    clip_grad_norm: float = 10.0
+    seed: int = 0
+    checkpoint_every: int = 100
+
+    def learning_rate(self, step):
+        """The learning rate at ``step`` (0-based): linear warm-up, then the decay."""
+        if step < self.warmup_steps:
+            return self.lr * (step + 1) / self.warmup_steps
+        if self.schedule == "step":
+            return self.lr * (0.1 if step >= 0.75 * self.steps else 1.0)
+        if self.schedule == "cosine":
+            progress = (step - self.warmup_steps) / max(1, self.steps - self.warmup_steps)
+            return self.lr * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+        raise ValueError(f"schedule must be 'cosine' or 'step', got {self.schedule!r}")
+
+
+class NonFiniteLossError(FloatingPointError):
+    """Training produced an infinite or NaN loss."""
+
+
+def batch_indices(num_items, batch_size, step, seed):
+    """The dataset indices of mini-batch ``step``: epochs are fresh permutations seeded by
+    ``(seed, epoch)``, so any step's batch is known without replaying the ones before
+    (which makes resuming exact). The last partial batch of an epoch is dropped."""
+    per_epoch = num_items // batch_size
+    if per_epoch == 0:
+        raise ValueError(f"batch_size {batch_size} is larger than the dataset ({num_items} items)")
+    epoch, position = divmod(step, per_epoch)
+    order = torch.randperm(num_items, generator=torch.Generator().manual_seed(seed * 100003 + epoch))
+    return order[position * batch_size:(position + 1) * batch_size].tolist()
+
+
+def save_checkpoint(path, model, optimizer, step, history, settings):
+    """Write a checkpoint atomically (a crash mid-write never leaves a broken file)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
+             "history": history, "settings": asdict(settings), "rng": torch.get_rng_state()}
+    if hasattr(model, "config"):  # enough to rebuild the model: FasterRCNN(DetectorConfig(**config))
+        state["config"] = asdict(model.config)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path, map_location="cpu"):
+    """Load a checkpoint written by :func:`save_checkpoint`, or a plain state dict.
+
+    Only tensors and plain Python containers are accepted (``weights_only=True``): a
+    file that would run code when unpickled is refused with a clear error.
+    """
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except FileNotFoundError:
+        raise
+    except Exception as exc:  # pickle.UnpicklingError, RuntimeError, ... depending on the file
+        raise ValueError(f"{path}: not a plain checkpoint of tensors (refused to unpickle it safely): "
+                         f"{str(exc).splitlines()[0]}") from exc
+    if not isinstance(state, dict):
+        raise ValueError(f"{path}: expected a dict (a state dict or a minifrcnn checkpoint), "
+                         f"got {type(state).__name__}")
+    return state
+
+
+def load_weights(model, path, map_location="cpu"):
+    """Load model weights from a checkpoint or a plain state dict file into ``model``."""
+    state = load_checkpoint(path, map_location)
+    weights = state["model"] if "model" in state and isinstance(state["model"], dict) else state
+    if not all(isinstance(v, torch.Tensor) for v in weights.values()):
+        raise ValueError(f"{path}: the state dict holds values that are not tensors")
+    model.load_state_dict(weights)
+    return model
+
+
+def _to_device(images, targets, device):
+    return ([image.to(device) for image in images],
+            [{k: (v.to(device) if isinstance(v, torch.Tensor) else v) for k, v in t.items()} for t in targets])
+
+
+def train(model, dataset, settings=None, checkpoint=None, resume=False, device=None, progress=True,
+          live_plot=None):
+    """Train ``model`` on ``dataset`` for ``settings.steps`` mini-batches.
+
+    Args:
+        model (nn.Module): in train mode, ``model(images, targets)`` returns a dict of
+            losses (``FasterRCNN``) or ``(anything, dict of losses)`` (the RPN alone).
+        dataset (sequence): ``(image (3, H, W), {"boxes", "labels"})`` items; a list made
+            by ``minifrcnn.data.cache`` is fastest.
+        settings (TrainSettings).
+        checkpoint (str or Path, optional): where to save checkpoints.
+        resume (bool): continue from ``checkpoint`` if it exists.
+        device: default ``minifrcnn.get_device()``.
+        progress (bool): show a tqdm progress bar.
+        live_plot (callable, optional): ``live_plot(history)`` every ~10 steps.
+
+    Returns:
+        list of dict: the losses of every step (floats, with ``"lr"`` and ``"step"``).
+    """
+    settings = settings or TrainSettings()
+    device = device or get_device()
+    model.to(device).train()
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.SGD(params, lr=settings.lr, momentum=settings.momentum,
+                                weight_decay=settings.weight_decay)
+    history, start = [], 0
+    torch.manual_seed(settings.seed)
+    if resume and checkpoint is not None and Path(checkpoint).exists():
+        state = load_checkpoint(checkpoint)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        history, start = list(state["history"]), int(state["step"])
+        torch.set_rng_state(state["rng"])
+
+    bar = tqdm(range(start, settings.steps), initial=start, total=settings.steps, disable=not progress,
+               desc="training", unit="step")
+    for step in bar:
+        batch = [dataset[i] for i in batch_indices(len(dataset), settings.batch_size, step, settings.seed)]
+        images, targets = _to_device([b[0] for b in batch], [b[1] for b in batch], device)
+        losses = model(images, targets)
+        losses = losses[1] if isinstance(losses, tuple) else losses
+        total = sum(losses.values())
+        if not torch.isfinite(total):
+            if checkpoint is not None:  # the weights are still those of the last good step
+                save_checkpoint(checkpoint, model, optimizer, step, history, settings)
+            where = f"; the last good state is saved in {checkpoint}" if checkpoint is not None else ""
+            raise NonFiniteLossError(
+                f"loss is {total.item()} at step {step} ({', '.join(f'{k}={v.item():.4g}' for k, v in losses.items())})"
+                f"{where}. Try a lower learning rate (now {settings.learning_rate(step):.3g}) or a "
+                f"smaller clip_grad_norm.")
+        lr = settings.learning_rate(step)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        optimizer.zero_grad(set_to_none=True)
+        total.backward()
+        if settings.clip_grad_norm:
+            torch.nn.utils.clip_grad_norm_(params, settings.clip_grad_norm)
+        optimizer.step()
+        history.append({"step": step, "lr": lr, "loss": total.item(), **{k: v.item() for k, v in losses.items()}})
+        if progress and step % 10 == 0:
+            bar.set_postfix(loss=f"{total.item():.3f}")
+        if live_plot is not None and (step % 10 == 0 or step == settings.steps - 1):
+            live_plot(history)
+        if checkpoint is not None and ((step + 1) % settings.checkpoint_every == 0 or step + 1 == settings.steps):
+            save_checkpoint(checkpoint, model, optimizer, step + 1, history, settings)
+    bar.close()
+    model.eval()
+    return history
