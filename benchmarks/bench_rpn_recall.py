@@ -22,9 +22,9 @@ import torch
 import torchvision
 
 import minifrcnn
-from minifrcnn.data import load_digits
+from minifrcnn.data import cache, load_digits
 from minifrcnn.rpn import ProposalSettings
-from minifrcnn.train_rpn import (cache_dataset, collect_proposals, make_rpn_model, recall_vs_iou,
+from minifrcnn.train_rpn import (collect_proposals, make_rpn_model, recall_vs_iou,
                                  recall_vs_proposals, train_rpn)
 
 TOP_NS = (50, 100, 300, 1000)
@@ -38,7 +38,7 @@ def main():
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     minifrcnn.seed_everything(0)
-    train, test = cache_dataset(load_digits("train")), cache_dataset(load_digits("test"))
+    train, test = cache(load_digits("train")), cache(load_digits("test"))
     model = make_rpn_model()
     history = train_rpn(model, train, num_epochs=args.epochs, batch_size=4, lr=3e-3, progress=False, live_plot=False)
     course = ProposalSettings.course()

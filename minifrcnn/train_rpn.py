@@ -7,13 +7,12 @@ the small CPU net of ``minifrcnn.backbone`` trained from scratch on the course's
 * :class:`RPNModel`: backbone + :class:`minifrcnn.rpn.RPN`, called with a list of images.
 * :func:`make_rpn_model`: the course's settings in one call.
 * :func:`train_rpn`: a seeded, deterministic loop with a tqdm progress bar and a live
-  loss plot (:class:`LiveLossPlot`) that redraws in the notebook every few steps.
+  loss plot, through the course's one training loop (:func:`minifrcnn.training.train`).
 * :func:`collect_proposals`, :func:`recall_vs_proposals`, :func:`recall_vs_iou`: the
   paper's recall measurements (figure 2 and figures 4-6 of the TPAMI version).
 """
 import time
 
-import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from torch import nn
@@ -22,6 +21,7 @@ from .anchors import AnchorGenerator
 from .backbone import SmallBackbone
 from .boxes import box_iou
 from .rpn import RPN, ProposalSettings, RPNHead
+from .training import LiveLossPlot, TrainSettings, train
 
 # The course's anchor design (lesson 02): 3 sizes x 3 ratios on a stride-8 map. The digits
 # are 10-60 px (square root of the area), so the paper's 128-512 px anchors would miss them.
@@ -89,87 +89,11 @@ def make_rpn_model(anchor_sizes=COURSE_ANCHOR_SIZES, aspect_ratios=COURSE_ASPECT
     return RPNModel(backbone, RPN(anchors, head, settings or ProposalSettings.course(), **rpn_kwargs))
 
 
-def cache_dataset(dataset):
-    """Read a whole data set into memory once: a list of ``(image, {"boxes", "labels"})``
-    with plain tensors. Decoding the PNG files again every epoch would cost about as much
-    as the RPN's training step on the course's tiny images."""
-    items = []
-    for image, target in dataset:
-        items.append((image.as_subclass(torch.Tensor) if isinstance(image, torch.Tensor) else image,
-                      {"boxes": target["boxes"].as_subclass(torch.Tensor).reshape(-1, 4),
-                       "labels": target["labels"].as_subclass(torch.Tensor)}))
-    return items
-
-
-# ----------------------------------------------------------------------------- live plot
-
-
-class LiveLossPlot:
-    """A loss plot that redraws in place in a notebook (an IPython display handle), or
-    does nothing outside one. Raw losses in light colours, a running mean on top.
-
-    Args:
-        names (sequence of str): the losses to plot (keys of the losses dict), plus "total".
-        every (int): redraw every this many steps.
-        window (int): running-mean window, in steps.
-    """
-
-    def __init__(self, names=("loss_objectness", "loss_rpn_box_reg", "total"), every=50, window=25,
-                 figsize=(10, 3.2), enabled=True):
-        self.names, self.every, self.window, self.figsize = tuple(names), every, window, figsize
-        self.values = {name: [] for name in self.names}
-        self.handle = None
-        self.enabled = enabled
-        self.figure = None
-
-    def add(self, step, losses):
-        for name in self.names:
-            self.values[name].append(float(losses[name]))
-        if self.enabled and (step + 1) % self.every == 0:
-            self.draw()
-
-    def running_mean(self, name):
-        v = np.asarray(self.values[name], dtype=np.float64)
-        if v.size == 0:
-            return v
-        c = np.cumsum(np.insert(v, 0, 0.0))
-        n = np.minimum(np.arange(1, v.size + 1), self.window)
-        return (c[1:] - c[np.arange(1, v.size + 1) - n]) / n
-
-    def draw(self, final=False):
-        figure, axes = plt.subplots(1, len(self.names), figsize=self.figsize)
-        axes = np.atleast_1d(axes)
-        for ax, name, color in zip(axes, self.names, ("tab:blue", "tab:orange", "tab:green", "tab:red")):
-            v = self.values[name]
-            ax.plot(v, color=color, alpha=0.25, linewidth=0.8)
-            ax.plot(self.running_mean(name), color=color, linewidth=1.8, label=f"mean of {self.window}")
-            ax.set_title(name + (f": {self.running_mean(name)[-1]:.3f}" if v else ""), fontsize=10)
-            ax.set_xlabel("step")
-            ax.set_yscale("log")
-            ax.grid(alpha=0.3)
-        axes[0].legend(fontsize=8)
-        figure.tight_layout()
-        self.figure = figure
-        try:
-            from IPython import get_ipython
-            from IPython.display import display
-            if get_ipython() is not None:
-                if self.handle is None:
-                    self.handle = display(figure, display_id=True)
-                else:
-                    self.handle.update(figure)
-        finally:
-            plt.close(figure)  # shown as a PNG; no second copy at the end of the cell
-        return figure
-
-
-# ----------------------------------------------------------------------------- training
-
-
 def train_rpn(model, dataset, num_epochs=5, batch_size=4, lr=3e-3, weight_decay=1e-4, warmup_steps=100,
               optimizer="adam", momentum=0.9, device="cpu", seed=0, progress=True, live_plot=True,
               plot_every=50, max_steps=None):
-    """Train an :class:`RPNModel`, seeded and deterministic on CPU.
+    """Train an :class:`RPNModel` with :func:`minifrcnn.training.train`, seeded and
+    deterministic on CPU.
 
     The paper trains with SGD (learning rate 0.001, momentum 0.9) for 60k mini-batches
     from an ImageNet-trained backbone. Our backbone starts from scratch and has a minute:
@@ -180,61 +104,31 @@ def train_rpn(model, dataset, num_epochs=5, batch_size=4, lr=3e-3, weight_decay=
 
     Args:
         model (RPNModel).
-        dataset: items ``(image, {"boxes": ...})`` (e.g. ``cache_dataset(load_digits())``).
+        dataset: items ``(image, {"boxes": ...})`` (e.g. ``minifrcnn.data.cache(load_digits())``).
         num_epochs (int), batch_size (int), lr (float), weight_decay (float).
         optimizer (str): "adam" (AdamW) or "sgd" (with ``momentum``).
         seed (int): seeds the shuffling and the anchor sampling.
         progress (bool): show a tqdm progress bar.
-        live_plot (bool): redraw a :class:`LiveLossPlot` every ``plot_every`` steps.
+        live_plot (bool): redraw a :class:`minifrcnn.training.LiveLossPlot` every
+            ``plot_every`` steps.
         max_steps (int, optional): stop early (e.g. for tests).
 
     Returns:
         dict: ``"loss_objectness"``, ``"loss_rpn_box_reg"``, ``"total"`` (lists, one value per
         step), ``"seconds"`` (wall time), ``"steps"``, ``"plot"`` (the LiveLossPlot).
     """
-    from tqdm.auto import tqdm
-
-    from .data import collate
-    torch.manual_seed(seed)  # the sampler draws from the global generator, as torchvision's
-    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=True, collate_fn=collate,
-                                         generator=torch.Generator().manual_seed(seed), drop_last=True)
-    total_steps = num_epochs * len(loader) if max_steps is None else min(max_steps, num_epochs * len(loader))
-    model.to(device).train()
-    params = [p for p in model.parameters() if p.requires_grad]
-    if optimizer == "adam":
-        optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
-    elif optimizer == "sgd":
-        optimizer = torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
-    else:
+    if optimizer not in ("adam", "sgd"):
         raise ValueError(f"optimizer must be 'adam' or 'sgd', got {optimizer!r}")
-    decay_at = int(0.8 * total_steps)
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: min(1.0, (s + 1) / warmup_steps) * (0.1 if s >= decay_at else 1.0))
+    steps = num_epochs * (len(dataset) // batch_size)
+    settings = TrainSettings(steps=steps if max_steps is None else min(max_steps, steps), batch_size=batch_size,
+                             lr=lr, momentum=momentum, weight_decay=weight_decay, warmup_steps=warmup_steps,
+                             schedule="step", step_at=0.8, clip_grad_norm=0.0, seed=seed,
+                             optimizer="adamw" if optimizer == "adam" else "sgd")
     plot = LiveLossPlot(every=plot_every, enabled=live_plot)
-    bar = tqdm(total=total_steps, disable=not progress, desc="training the RPN")
-    start, step = time.perf_counter(), 0
-    while step < total_steps:
-        for images, targets in loader:
-            images = [image.to(device) for image in images]
-            targets = [{"boxes": t["boxes"].to(device)} for t in targets]
-            _, losses = model(images, targets)
-            loss = losses["loss_objectness"] + losses["loss_rpn_box_reg"]
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            schedule.step()
-            plot.add(step, {**{k: v.detach() for k, v in losses.items()}, "total": loss.detach()})
-            bar.update(1)
-            bar.set_postfix(loss=f"{float(loss.detach()):.3f}")
-            step += 1
-            if step >= total_steps:
-                break
-    bar.close()
-    if live_plot and step % plot_every:  # the last steps since the last redraw
-        plot.draw()
-    model.eval()
+    start = time.perf_counter()
+    train(model, dataset, settings, device=device, progress=progress, live_plot=plot)
     history = {name: plot.values[name] for name in plot.names}
-    history.update(seconds=time.perf_counter() - start, steps=step, plot=plot)
+    history.update(seconds=time.perf_counter() - start, steps=settings.steps, plot=plot)
     return history
 
 

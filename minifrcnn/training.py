@@ -23,6 +23,8 @@ import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import matplotlib.pyplot as plt
+import numpy as np
 import torch
 from tqdm.auto import tqdm
 
@@ -41,17 +43,19 @@ class TrainSettings:
     momentum: float = 0.9
     weight_decay: float = 1e-4
     warmup_steps: int = 50
-    schedule: str = "cosine"  # or "step": x0.1 at 75 % of the steps
+    schedule: str = "cosine"  # or "step": x0.1 from step_at of the steps
     clip_grad_norm: float = 10.0
     seed: int = 0
     checkpoint_every: int = 100
+    optimizer: str = "sgd"  # or "adamw": lesson 04 trains the RPN alone with it
+    step_at: float = 0.75  # the "step" schedule divides the rate by 10 from this fraction of the steps
 
     def learning_rate(self, step):
         """The learning rate at ``step`` (0-based): linear warm-up, then the decay."""
         if step < self.warmup_steps:
             return self.lr * (step + 1) / self.warmup_steps
         if self.schedule == "step":
-            return self.lr * (0.1 if step >= 0.75 * self.steps else 1.0)
+            return self.lr * (0.1 if step >= self.step_at * self.steps else 1.0)
         if self.schedule == "cosine":
             progress = (step - self.warmup_steps) / max(1, self.steps - self.warmup_steps)
             return self.lr * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
@@ -116,6 +120,77 @@ def load_weights(model, path, map_location="cpu"):
     return model
 
 
+def make_optimizer(params, settings):
+    """SGD with momentum (the paper's), or AdamW (faster from scratch in a short budget)."""
+    if settings.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=settings.lr, momentum=settings.momentum, weight_decay=settings.weight_decay)
+    if settings.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=settings.lr, weight_decay=settings.weight_decay)
+    raise ValueError(f"optimizer must be 'sgd' or 'adamw', got {settings.optimizer!r}")
+
+
+class LiveLossPlot:
+    """Loss curves that redraw in place in a notebook (an IPython display handle), and do
+    nothing outside one. Raw losses in light colours, a running mean on top.
+
+    Args:
+        names (sequence of str): the losses to plot (keys of the losses dict; "total" is
+            their sum).
+        every (int): redraw every this many steps.
+        window (int): running-mean window, in steps.
+        enabled (bool): False records the values without drawing.
+    """
+
+    def __init__(self, names=("loss_objectness", "loss_rpn_box_reg", "total"), every=50, window=25,
+                 figsize=(10, 3.2), enabled=True):
+        self.names, self.every, self.window, self.figsize = tuple(names), every, window, figsize
+        self.values = {name: [] for name in self.names}
+        self.handle = None
+        self.enabled = enabled
+        self.figure = None
+
+    def add(self, step, losses):
+        for name in self.names:
+            value = losses[name]
+            self.values[name].append(float(value.detach() if isinstance(value, torch.Tensor) else value))
+        if self.enabled and (step + 1) % self.every == 0:
+            self.draw()
+
+    def running_mean(self, name):
+        v = np.asarray(self.values[name], dtype=np.float64)
+        if v.size == 0:
+            return v
+        c = np.cumsum(np.insert(v, 0, 0.0))
+        n = np.minimum(np.arange(1, v.size + 1), self.window)
+        return (c[1:] - c[np.arange(1, v.size + 1) - n]) / n
+
+    def draw(self):
+        figure, axes = plt.subplots(1, len(self.names), figsize=self.figsize)
+        axes = np.atleast_1d(axes)
+        for ax, name, color in zip(axes, self.names, ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple")):
+            v = self.values[name]
+            ax.plot(v, color=color, alpha=0.25, linewidth=0.8)
+            ax.plot(self.running_mean(name), color=color, linewidth=1.8, label=f"mean of {self.window}")
+            ax.set_title(name + (f": {self.running_mean(name)[-1]:.3f}" if v else ""), fontsize=10)
+            ax.set_xlabel("step")
+            ax.set_yscale("log")
+            ax.grid(alpha=0.3)
+        axes[0].legend(fontsize=8)
+        figure.tight_layout()
+        self.figure = figure
+        try:
+            from IPython import get_ipython
+            from IPython.display import display
+            if get_ipython() is not None:
+                if self.handle is None:
+                    self.handle = display(figure, display_id=True)
+                else:
+                    self.handle.update(figure)
+        finally:
+            plt.close(figure)  # shown as a PNG; no second copy at the end of the cell
+        return figure
+
+
 def _to_device(images, targets, device):
     return ([image.to(device) for image in images],
             [{k: (v.to(device) if isinstance(v, torch.Tensor) else v) for k, v in t.items()} for t in targets])
@@ -135,7 +210,8 @@ def train(model, dataset, settings=None, checkpoint=None, resume=False, device=N
         resume (bool): continue from ``checkpoint`` if it exists.
         device: default ``minifrcnn.get_device()``.
         progress (bool): show a tqdm progress bar.
-        live_plot (callable, optional): ``live_plot(history)`` every ~10 steps.
+        live_plot (LiveLossPlot, optional): gets every step's losses (and "total"); it
+            redraws itself every ``live_plot.every`` steps and once at the end.
 
     Returns:
         list of dict: the losses of every step (floats, with ``"lr"`` and ``"step"``).
@@ -144,8 +220,7 @@ def train(model, dataset, settings=None, checkpoint=None, resume=False, device=N
     device = device or get_device()
     model.to(device).train()
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.SGD(params, lr=settings.lr, momentum=settings.momentum,
-                                weight_decay=settings.weight_decay)
+    optimizer = make_optimizer(params, settings)
     history, start = [], 0
     torch.manual_seed(settings.seed)
     if resume and checkpoint is not None and Path(checkpoint).exists():
@@ -182,10 +257,12 @@ def train(model, dataset, settings=None, checkpoint=None, resume=False, device=N
         history.append({"step": step, "lr": lr, "loss": total.item(), **{k: v.item() for k, v in losses.items()}})
         if progress and step % 10 == 0:
             bar.set_postfix(loss=f"{total.item():.3f}")
-        if live_plot is not None and (step % 10 == 0 or step == settings.steps - 1):
-            live_plot(history)
+        if live_plot is not None:
+            live_plot.add(step, {**losses, "total": total.detach()})
         if checkpoint is not None and ((step + 1) % settings.checkpoint_every == 0 or step + 1 == settings.steps):
             save_checkpoint(checkpoint, model, optimizer, step + 1, history, settings)
     bar.close()
+    if live_plot is not None and live_plot.enabled and settings.steps % live_plot.every:
+        live_plot.draw()  # the steps since the last redraw
     model.eval()
     return history

@@ -285,7 +285,8 @@ def test_recall_functions():
 def test_live_loss_plot_and_batching():
     import matplotlib
     matplotlib.use("Agg")
-    from minifrcnn.train_rpn import LiveLossPlot, batch_images
+    from minifrcnn.train_rpn import batch_images
+    from minifrcnn.training import LiveLossPlot
     plot = LiveLossPlot(every=2, window=2)
     for step, value in enumerate([4.0, 2.0, 1.0]):
         plot.add(step, {"loss_objectness": value, "loss_rpn_box_reg": value / 2, "total": 1.5 * value})
