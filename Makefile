@@ -16,8 +16,12 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e ".[course,test,data]"
 	touch $(STAMP)
 
+# Extra JupyterLab options, e.g. make lab LAB_ARGS="--no-browser --port 8890". As root (a
+# container, a classroom VM) Jupyter refuses to start without --allow-root: add it there.
+LAB_ARGS ?= $(if $(filter 0,$(shell id -u)),--allow-root,)
+
 lab: $(STAMP)
-	$(VENV)/bin/jupyter lab notebooks/00_overview.ipynb
+	$(VENV)/bin/jupyter lab $(LAB_ARGS) notebooks/00_overview.ipynb
 
 # One pytest run: the package's tests and every notebook under nbval (checks are assert
 # cells, so --nbval-lax; --nbval-current-env runs the notebooks in this venv's kernel).
