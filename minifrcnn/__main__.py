@@ -32,6 +32,14 @@ def _model_from_checkpoint(path, device):
     return model.to(device).eval()
 
 
+def _load(load_digits, cache, split, limit):
+    """A split of the course data in memory, or its first ``limit`` images."""
+    dataset = load_digits(split)
+    if limit:
+        dataset = [dataset[i] for i in range(min(limit, len(dataset)))]
+    return cache(dataset)
+
+
 def cmd_train(args):
     from .data import cache, load_digits
     from .detector import DetectorConfig, FasterRCNN
@@ -42,7 +50,7 @@ def cmd_train(args):
     model = FasterRCNN(DetectorConfig.course())
     settings = TrainSettings(steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed)
     args.out.mkdir(parents=True, exist_ok=True)
-    history = train(model, cache(load_digits("train")), settings, checkpoint=args.out / "checkpoint.pt",
+    history = train(model, _load(load_digits, cache, "train", args.limit), settings, checkpoint=args.out / "checkpoint.pt",
                     resume=args.resume, device=device)
     (args.out / "history.json").write_text(json.dumps(history))
     (args.out / "config.json").write_text(json.dumps({"model": asdict(model.config), "train": asdict(settings)},
@@ -59,7 +67,7 @@ def cmd_evaluate(args):
     from .evaluation import evaluate_coco, evaluate_voc
     from .utils import get_device
     model = _model_from_checkpoint(args.checkpoint, get_device(args.device))
-    items = cache(load_digits(args.split))
+    items = _load(load_digits, cache, args.split, args.limit)
     detections = detect(model, [image for image, _ in items])
     targets = [target for _, target in items]
     voc = evaluate_voc(detections, targets, model.config.num_classes)
@@ -111,9 +119,11 @@ def main(argv=None):
     train.add_argument("--out", type=Path, default=DEFAULT_OUT)
     train.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
     train.add_argument("--evaluate", action="store_true", help="evaluate on the val split afterwards")
+    train.add_argument("--limit", type=int, default=0, help="use only the first N images (a quick try)")
     evaluate = commands.add_parser("evaluate", help="mAP of a checkpoint on a split, written as JSON")
     evaluate.add_argument("--checkpoint", type=Path, default=DEFAULT_OUT / "checkpoint.pt")
     evaluate.add_argument("--split", default="test", choices=("train", "val", "test"))
+    evaluate.add_argument("--limit", type=int, default=0, help="use only the first N images")
     detect = commands.add_parser("detect", help="draw a checkpoint's detections on images")
     detect.add_argument("images", nargs="+", type=Path)
     detect.add_argument("--checkpoint", type=Path, default=DEFAULT_OUT / "checkpoint.pt")

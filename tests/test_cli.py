@@ -1,0 +1,54 @@
+"""python -m minifrcnn train | evaluate | detect, end to end on a few images."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from minifrcnn.data import DATA_DIR
+
+
+def run(*args, cwd):
+    result = subprocess.run([sys.executable, "-m", "minifrcnn", "--device", "cpu", *args], cwd=cwd,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return result.stdout
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    out = tmp_path_factory.mktemp("run")
+    stdout = run("train", "--steps", "2", "--batch-size", "2", "--limit", "8", "--out", str(out), cwd=out)
+    assert "trained 2 steps" in stdout
+    return out
+
+
+def test_train_writes_checkpoint_history_and_config(trained):
+    assert (trained / "checkpoint.pt").exists()
+    assert len(json.loads((trained / "history.json").read_text())) == 2
+    config = json.loads((trained / "config.json").read_text())
+    assert config["train"]["steps"] == 2 and config["model"]["num_classes"] == 11
+
+
+def test_evaluate_writes_metrics(trained):
+    stdout = run("evaluate", "--checkpoint", str(trained / "checkpoint.pt"), "--split", "val", "--limit", "4",
+                 cwd=trained)
+    metrics = json.loads((trained / "metrics_val.json").read_text())
+    assert "mAP@0.5" in stdout and 0 <= metrics["map50"] <= 1 and -1 <= metrics["coco_ap"] <= 1
+
+
+def test_detect_draws_annotated_images(trained):
+    image = DATA_DIR / "digits" / "test" / sorted(p.name for p in (DATA_DIR / "digits" / "test").iterdir())[0]
+    out_dir = trained / "detections"
+    stdout = run("detect", str(image), "--checkpoint", str(trained / "checkpoint.pt"), "--out-dir", str(out_dir),
+                 "--score", "0.0", cwd=trained)
+    assert "detections ->" in stdout and (out_dir / (Path(image).stem + "_detections.png")).exists()
+
+
+def test_a_checkpoint_that_is_not_minifrcnns_is_refused(tmp_path):
+    import torch
+    torch.save({"weights": torch.zeros(1)}, tmp_path / "other.pt")
+    result = subprocess.run([sys.executable, "-m", "minifrcnn", "evaluate", "--checkpoint", str(tmp_path / "other.pt")],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0 and "not a minifrcnn training checkpoint" in result.stderr
