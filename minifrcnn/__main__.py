@@ -1,6 +1,6 @@
 """Command line: train, evaluate and run the course's detector.
 
-    python -m minifrcnn train [--steps 1000] [--out runs/course]
+    python -m minifrcnn train [--steps 1500] [--out runs/course]
     python -m minifrcnn evaluate [--checkpoint runs/course/checkpoint.pt] [--split test]
     python -m minifrcnn detect IMAGE... [--checkpoint ...] [--out-dir runs/course/detections]
 
@@ -107,14 +107,15 @@ def cmd_detect(args):
 
 
 def main(argv=None):
+    from .training import TrainSettings
     parser = argparse.ArgumentParser(prog="python -m minifrcnn", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default=None, help="cpu, cuda, ... (default: GPU when present)")
     commands = parser.add_subparsers(dest="command", required=True)
     train = commands.add_parser("train", help="train the course detector on the digits")
-    train.add_argument("--steps", type=int, default=1000)
+    train.add_argument("--steps", type=int, default=TrainSettings().steps)
     train.add_argument("--batch-size", type=int, default=8)
-    train.add_argument("--lr", type=float, default=0.02)
+    train.add_argument("--lr", type=float, default=TrainSettings().lr)
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--out", type=Path, default=DEFAULT_OUT)
     train.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")

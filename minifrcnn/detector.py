@@ -60,8 +60,8 @@ class DetectorConfig:
     head_hidden: int = 256  # paper (VGG-16): 4096
     box_fg_iou: float = 0.5
     box_bg_iou: float = 0.5
-    box_batch_size: int = 128
-    box_positive_fraction: float = 0.25
+    box_batch_size: int = 64  # paper: 128 (fewer RoIs: a faster CPU step; benchmarks/tune_detector.py)
+    box_positive_fraction: float = 0.5  # paper: 0.25 (more foreground RoIs: the digit classes learn faster)
     box_weights: tuple = (10.0, 10.0, 5.0, 5.0)
     box_score_threshold: float = 0.05
     box_nms: float = 0.3
@@ -79,7 +79,7 @@ class DetectorConfig:
                        anchor_sizes=(128, 256, 512), rpn_pre_nms_top_n_train=12000,
                        rpn_post_nms_top_n_train=2000, rpn_pre_nms_top_n_test=6000,
                        rpn_post_nms_top_n_test=300, rpn_min_size=16.0, roi_op="pool",
-                       head_hidden=4096, **changes)
+                       head_hidden=4096, box_batch_size=128, box_positive_fraction=0.25, **changes)
 
     def proposal_settings(self):
         return ProposalSettings(self.rpn_pre_nms_top_n_train, self.rpn_post_nms_top_n_train,
