@@ -7,7 +7,7 @@ The finished code of the course, one module per idea, in dependency order::
 plus ``data`` (the course dataset and photos), ``draw`` (pictures), ``explorers``
 (interactive widgets) and ``exercises`` (checkers for the lessons' exercises).
 """
-from . import anchors, backbone, boxes, matching, nms, roi_ops, rpn  # noqa: F401
+from . import anchors, backbone, boxes, head, matching, nms, roi_ops, rpn  # noqa: F401
 from .utils import get_device, seed_everything  # noqa: F401
 
 __version__ = "0.1.0"
