@@ -22,12 +22,11 @@ seconds, seconds per step, the last losses, and val (test) mAP@0.5 (``evaluate_v
 AP@[.5:.95] (``evaluate_coco``). Time on a shared machine varies: note ``uptime``.
 """
 import argparse
-import ast
 import json
 import os
 import sys
 import time
-from dataclasses import asdict, fields, replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -41,27 +40,9 @@ from minifrcnn.detector import DetectorConfig, FasterRCNN, detect  # noqa: E402
 from minifrcnn.evaluation import evaluate_coco, evaluate_voc  # noqa: E402
 from minifrcnn.training import TrainSettings, train  # noqa: E402
 
-CONFIG_FIELDS = {f.name for f in fields(DetectorConfig)}
-TRAIN_FIELDS = {f.name for f in fields(TrainSettings)}
+# name=value -> (DetectorConfig changes, TrainSettings changes), shared with the side-by-side benchmark.
+from bench_detector import parse_sets as parse_assignments  # noqa: E402  (this script's folder is on sys.path)
 
-
-def parse_assignments(items):
-    config, settings = {}, {}
-    for item in items:
-        name, sep, text = item.partition("=")
-        if not sep:
-            raise SystemExit(f"expected name=value, got {item!r}")
-        try:
-            value = ast.literal_eval(text)
-        except (ValueError, SyntaxError):
-            value = text  # a bare string: schedule=step
-        if name in CONFIG_FIELDS:
-            config[name] = value
-        elif name in TRAIN_FIELDS:
-            settings[name] = value
-        else:
-            raise SystemExit(f"{name!r} is neither a DetectorConfig nor a TrainSettings field")
-    return config, settings
 
 
 def score(model, split_items):

@@ -28,7 +28,6 @@ Which op the detector uses: see :class:`RoIOp`.
 import math
 
 import torch
-import torch.nn.functional as F
 import torchvision
 
 __all__ = ["as_roi_tensor", "roi_pool_one", "roi_align_one", "roi_pool", "roi_align", "roi_warp",

@@ -96,7 +96,7 @@ def _kind_masks(labels):
 
 def draw_iou_histogram(ax, state):
     """Every candidate's best IoU, stacked by kind: all candidates light, the sampled ones solid."""
-    iou, labels = state["iou"].cpu().numpy(), state["labels"].cpu().numpy()
+    iou = state["iou"].cpu().numpy()
     sampled = (state["positive"] | state["negative"]).cpu().numpy()
     bins = np.linspace(0, 1, 41)
     masks = {k: m.cpu().numpy() for k, m in _kind_masks(state["labels"]).items()}
