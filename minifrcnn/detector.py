@@ -21,7 +21,7 @@ from .backbone import SmallBackbone, torchvision_backbone
 from .boxes import check_boxes, clip_boxes_to_image
 from .head import DetectionHead, HeadSettings
 from .roi_ops import RoIOp
-from .rpn import RPN, ProposalSettings, RPNHead
+from .rpn import RPN, ImageBatch, ProposalSettings, RPNHead
 
 
 @dataclass(frozen=True)
@@ -158,13 +158,6 @@ class ImagePreparation(nn.Module):
         return detections
 
 
-class _ImageBatch:
-    """The two fields of torchvision's ``ImageList`` that the RPN reads."""
-
-    def __init__(self, tensors, image_sizes):
-        self.tensors, self.image_sizes = tensors, image_sizes
-
-
 def check_inputs(images, targets, num_classes):
     """Clear errors for the mistakes a learner makes with detector inputs."""
     if isinstance(images, torch.Tensor) and images.dim() == 4:
@@ -237,7 +230,7 @@ class FasterRCNN(nn.Module):
         original_sizes = [tuple(image.shape[-2:]) for image in images]
         batch, sizes, targets = self.transform(images, targets)
         features = self.backbone(batch)
-        proposals, rpn_losses = self.rpn(_ImageBatch(batch, sizes), features, targets, propose=True)
+        proposals, rpn_losses = self.rpn(ImageBatch(batch, sizes), features, targets, propose=True)
         # Approximate joint training (section 3.2): the proposals are detached inside the
         # RPN's proposal layer, so the head's loss does not reach the RPN's box deltas.
         detections, head_losses = self.head(features, proposals, sizes, targets)

@@ -311,6 +311,14 @@ class ProposalLayer(nn.Module):
 # ----------------------------------------------------------------------------- the RPN module
 
 
+class ImageBatch:
+    """A padded batch ``(N, 3, H, W)`` and each image's ``(h, w)`` before padding: the two
+    fields of torchvision's ``ImageList`` that the RPN reads."""
+
+    def __init__(self, tensors, image_sizes):
+        self.tensors, self.image_sizes = tensors, image_sizes
+
+
 def _images_and_sizes(images):
     """``(padded batch shape (H, W), [(h, w) per image])`` from an ImageList, an
     ``(N, 3, H, W)`` tensor, or a list of ``(3, h, w)`` tensors."""

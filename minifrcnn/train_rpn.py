@@ -20,7 +20,7 @@ from torch import nn
 from .anchors import AnchorGenerator
 from .backbone import SmallBackbone
 from .boxes import box_iou
-from .rpn import RPN, ProposalSettings, RPNHead
+from .rpn import RPN, ImageBatch, ProposalSettings, RPNHead
 from .training import LiveLossPlot, TrainSettings, train
 
 # The course's anchor design (lesson 02): 3 sizes x 3 ratios on a stride-8 map. The digits
@@ -42,13 +42,6 @@ def batch_images(images):
     return batch, sizes
 
 
-class _Sizes:
-    """The two fields of torchvision's ``ImageList`` the RPN reads."""
-
-    def __init__(self, tensors, image_sizes):
-        self.tensors, self.image_sizes = tensors, image_sizes
-
-
 class RPNModel(nn.Module):
     """Backbone + RPN: the first half of Faster R-CNN, trained on its own.
 
@@ -67,14 +60,14 @@ class RPNModel(nn.Module):
         batch, sizes = batch_images(images)
         features = self.backbone(batch)
         propose = not self.training if propose is None else propose
-        return self.rpn(_Sizes(batch, sizes), features, targets, propose=propose)
+        return self.rpn(ImageBatch(batch, sizes), features, targets, propose=propose)
 
     @torch.no_grad()
     def predict(self, images):
         """:meth:`minifrcnn.rpn.RPN.predict` on images, plus ``features``."""
         batch, sizes = batch_images(images)
         features = self.backbone(batch)
-        out = self.rpn.predict(_Sizes(batch, sizes), features)
+        out = self.rpn.predict(ImageBatch(batch, sizes), features)
         out["features"] = features
         return out
 
@@ -168,7 +161,7 @@ def collect_proposals(model, dataset, batch_size=20, device="cpu", settings=None
 
 def _predict_inputs(model, images):
     batch, sizes = batch_images(images)
-    return _Sizes(batch, sizes), model.backbone(batch)
+    return ImageBatch(batch, sizes), model.backbone(batch)
 
 
 def _best_iou_per_gt(proposals, gt_boxes, top_n):
