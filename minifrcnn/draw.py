@@ -161,3 +161,39 @@ def label_legend(ax, counts=None, loc="upper right", **legend_kwargs):
     options = dict(fontsize=8, framealpha=0.8)
     options.update(legend_kwargs)
     return ax.legend(handles=handles, loc=loc, **options)
+
+
+def draw_pr_curves(ax, curves, ap=None, class_names=None, labels=None, linewidth=1.5):
+    """Precision-recall curves, one per class (lesson 07).
+
+    Args:
+        curves (dict): label -> ``(precision (D,), recall (D,))`` after each detection, best
+            score first: ``evaluation.evaluate_voc(...)["curves"]``.
+        ap (dict, optional): label -> AP, shown in the legend.
+        class_names (sequence of str, optional): ``class_names[label]`` in the legend.
+        labels (sequence of int, optional): which classes to draw (default: all).
+
+    Each curve is drawn as it is (thin, light) and as its precision envelope, the
+    non-increasing curve whose area is VOC's AP (thick).
+
+    Returns:
+        list: the envelope lines, one per class drawn.
+    """
+    lines = []
+    for label in (labels if labels is not None else sorted(curves)):
+        precision, recall = (np.asarray(v, dtype=np.float64) for v in curves[label])
+        color = class_color(label)
+        name = class_names[label] if class_names is not None else str(label)
+        if ap is not None and label in ap:
+            name += f" (AP {ap[label]:.2f})"
+        r = np.concatenate(([0.0], recall))
+        p = np.concatenate(([precision[0] if len(precision) else 0.0], precision))
+        ax.plot(r, p, color=color, linewidth=0.7, alpha=0.35)
+        envelope = np.maximum.accumulate(p[::-1])[::-1]
+        lines.append(ax.step(r, envelope, where="pre", color=color, linewidth=linewidth, label=name)[0])
+    ax.set_xlim(0, 1.0)
+    ax.set_ylim(0, 1.02)
+    ax.set_xlabel("recall")
+    ax.set_ylabel("precision")
+    ax.grid(alpha=0.3)
+    return lines

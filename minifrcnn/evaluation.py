@@ -105,18 +105,11 @@ def evaluate_voc(detections, ground_truths, num_classes, iou_threshold=0.5):
         scores, is_tp, num_gt = [], [], 0
         for boxes, det_scores, gt_boxes in _per_class(detections, ground_truths, label):
             num_gt += len(gt_boxes)
-            detected = np.zeros(len(gt_boxes), dtype=bool)
-            iou = _iou_numpy(boxes, gt_boxes)
-            for d in range(len(boxes)):  # best score first within the image
-                best = int(np.argmax(iou[d])) if len(gt_boxes) else -1
-                hit = best >= 0 and iou[d, best] > iou_threshold and not detected[best]
-                if hit:
-                    detected[best] = True
-                is_tp.append(hit)
+            is_tp.append(match_voc(boxes, det_scores, gt_boxes, iou_threshold)[0])
             scores.append(det_scores)
         if num_gt == 0:
             continue  # AP is undefined for a class that never appears
-        precision, recall = _precision_recall(np.concatenate(scores), np.array(is_tp, dtype=bool), num_gt)
+        precision, recall = _precision_recall(np.concatenate(scores), np.concatenate(is_tp), num_gt)
         ap[label] = voc_ap(recall, precision)
         curves[label] = (precision, recall)
     return {"ap": ap, "map": float(np.mean(list(ap.values()))) if ap else 0.0, "curves": curves}
@@ -205,3 +198,43 @@ def to_coco(detections, ground_truths, num_classes):
             results.append({"image_id": i, "category_id": int(label), "bbox": xywh(box), "score": float(score)})
     categories = [{"id": c, "name": str(c)} for c in range(1, num_classes)]
     return {"images": images, "annotations": annotations, "categories": categories}, results
+
+
+def match_voc(boxes, scores, gt_boxes, iou_threshold=0.5):
+    """VOC's matching of one class in one image: which detections are true positives.
+
+    The rule :func:`evaluate_voc` applies, as a function a lesson can call (lesson 07):
+    detections are taken best score first (a stable sort: equal scores keep their order);
+    each is compared with the ground-truth box it overlaps **most**; it is a true positive
+    if that IoU is > ``iou_threshold`` and the box was not matched before. Otherwise it is
+    a false positive: a *duplicate* if the box was already matched (VOC does not fall back
+    to the next-best box; COCO's matching does), a poor box if the IoU is too low.
+
+    Args:
+        boxes (Tensor or ndarray): ``(D, 4)`` detections of one class, xyxy, in any order.
+        scores (Tensor or ndarray): ``(D,)``.
+        gt_boxes (Tensor or ndarray): ``(G, 4)`` ground truth of the same class.
+        iou_threshold (float): VOC: 0.5.
+
+    Returns:
+        tuple: ``is_tp`` ``(D,)`` bool and ``compared`` ``(D,)`` int64, the index of the
+        ground truth each detection was compared with (-1 if there is none), both in the
+        input order.
+    """
+    boxes = _to_numpy(boxes, np.float64).reshape(-1, 4)
+    scores = _to_numpy(scores, np.float64).reshape(-1)
+    gt_boxes = _to_numpy(gt_boxes, np.float64).reshape(-1, 4)
+    if len(scores) != len(boxes):
+        raise ValueError(f"{len(boxes)} boxes but {len(scores)} scores")
+    is_tp = np.zeros(len(boxes), dtype=bool)
+    compared = -np.ones(len(boxes), dtype=np.int64)
+    if len(gt_boxes) == 0:
+        return is_tp, compared
+    iou = _iou_numpy(boxes, gt_boxes)
+    detected = np.zeros(len(gt_boxes), dtype=bool)
+    for d in np.argsort(-scores, kind="mergesort"):
+        best = int(np.argmax(iou[d]))  # the first of equal IoUs, as evaluate_voc
+        compared[d] = best
+        if iou[d, best] > iou_threshold and not detected[best]:
+            detected[best] = is_tp[d] = True
+    return is_tp, compared

@@ -119,3 +119,58 @@ def test_classes_without_ground_truth_are_left_out_and_empty_inputs_work():
 def test_mismatched_lengths_raise():
     with pytest.raises(ValueError, match="2 detection entries for 1 images"):
         evaluate_voc([{}, {}], [{}], NUM_CLASSES)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_match_voc_gives_evaluate_voc_curves(seed):
+    """Pooling match_voc's flags over images, per class, rebuilds evaluate_voc's curves and AP."""
+    from minifrcnn.evaluation import match_voc
+    detections, ground_truths = random_dataset(seed, ties=seed % 2 == 1)
+    voc = evaluate_voc(detections, ground_truths, NUM_CLASSES)
+    for label, (precision, recall) in voc["curves"].items():
+        scores, flags, num_gt = [], [], 0
+        for det, gt in zip(detections, ground_truths):
+            mine, theirs = det["labels"] == label, gt["labels"] == label
+            is_tp, compared = match_voc(det["boxes"][mine], det["scores"][mine], gt["boxes"][theirs])
+            assert ((compared >= 0) == bool(theirs.any())).all() and (compared < int(theirs.sum())).all()
+            scores.append(det["scores"][mine].numpy())
+            flags.append(is_tp)
+            num_gt += int(theirs.sum())
+        scores, flags = np.concatenate(scores), np.concatenate(flags)
+        order = np.argsort(-scores, kind="mergesort")
+        tp = np.cumsum(flags[order])
+        np.testing.assert_allclose(recall, tp / num_gt)
+        np.testing.assert_allclose(precision, tp / np.arange(1, len(tp) + 1))
+        assert voc_ap(tp / num_gt, precision) == pytest.approx(voc["ap"][label])
+
+
+def test_match_voc_by_hand():
+    from minifrcnn.evaluation import match_voc
+    gt = torch.tensor([[0.0, 0, 10, 10], [3, 0, 13, 10]])
+    # In score order: the 0.9 takes box 0 (IoU 1); the 0.8 overlaps box 0 most (IoU 0.90) -> a duplicate
+    # although box 1 (IoU 0.6) is free: VOC does not fall back. The 0.7 takes box 1.
+    boxes = torch.tensor([[0.5, 0, 10.5, 10], [0.0, 0, 10, 10], [3, 0, 13, 10]])
+    is_tp, compared = match_voc(boxes, torch.tensor([0.8, 0.9, 0.7]), gt)
+    assert is_tp.tolist() == [False, True, True] and compared.tolist() == [0, 0, 1]
+    is_tp, compared = match_voc(boxes, torch.tensor([0.8, 0.9, 0.7]), torch.zeros(0, 4))
+    assert not is_tp.any() and (compared == -1).all()
+    with pytest.raises(ValueError, match="3 boxes but 2 scores"):
+        match_voc(boxes, torch.tensor([0.8, 0.9]), gt)
+
+
+def test_pr_curves_envelope_area_is_the_ap():
+    """draw_pr_curves' thick line is the envelope whose area is VOC's AP."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from minifrcnn.draw import draw_pr_curves
+    detections, ground_truths = random_dataset(2)
+    voc = evaluate_voc(detections, ground_truths, NUM_CLASSES)
+    fig, ax = plt.subplots()
+    lines = draw_pr_curves(ax, voc["curves"], voc["ap"], class_names=["bg", "a", "b", "c"])
+    assert len(lines) == len(voc["curves"]) and lines[0].get_label().startswith("a (AP ")
+    for line, label in zip(lines, sorted(voc["curves"])):
+        r, p = line.get_xdata(), line.get_ydata()  # steps "pre": p[i] holds over (r[i-1], r[i]]
+        assert np.sum(np.diff(r) * p[1:]) == pytest.approx(voc["ap"][label])
+        assert (np.diff(p) <= 1e-12).all()  # non-increasing
+    plt.close(fig)
