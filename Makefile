@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 # Extra pytest options, e.g. make test PYTEST_ARGS="-x -k boxes"
 PYTEST_ARGS ?=
 
-.PHONY: lab test test-package test-notebooks clean-venv
+.PHONY: lab test test-package test-notebooks student site clean-venv
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,18 @@ test-package: $(STAMP)
 
 test-notebooks: $(STAMP)
 	$(PY) -m pytest notebooks --nbval-lax --nbval-current-env --durations=0 $(PYTEST_ARGS)
+
+# Classroom editions (minifrcnn/course.py; docs/teaching.md):
+#   make student   student/: every lesson with its solution cells replaced by TODO stubs
+#   make site      site/: every lesson executed, as HTML pages with figures, and an index
+# Build the site for some lessons only: make site SITE_LESSONS="notebooks/01_boxes_and_iou.ipynb"
+SITE_LESSONS ?=
+
+student: $(STAMP)
+	$(PY) -m minifrcnn.course student student
+
+site: $(STAMP)
+	$(PY) -m minifrcnn.course html site $(SITE_LESSONS)
 
 clean-venv:
 	rm -rf $(VENV)

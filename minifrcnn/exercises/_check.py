@@ -76,14 +76,36 @@ def _changed(before, after):
         before.shape != after.shape or not torch.equal(torch.nan_to_num(before), torch.nan_to_num(after)))
 
 
+def _stub_name(exc, fn):
+    """The name of the exercise stub that raised ``exc`` (a ``NotImplementedError``), or None
+    if it came from somewhere else (a library's own "not implemented" always has a message;
+    a stub's is empty or says "exercise stub"). The innermost frame names the stub, which is
+    not ``fn`` itself when ``fn`` calls another exercise that is not written yet."""
+    if str(exc) and "stub" not in str(exc):
+        return None
+    tb = exc.__traceback__
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    name = tb.tb_frame.f_code.co_name
+    return name if name.isidentifier() else getattr(fn, "__name__", "your function")
+
+
 def call_learner(fn, case, what, label):
     """``fn(*case.args, **case.kwargs)``, with a friendly error if it is not written yet or
     raises (``label`` names the case in the message, e.g. "case 3 (ties)")."""
+    __tracebackhide__ = True  # IPython and pytest hide this frame: the message says it all
     try:
         return fn(*case.args, **case.kwargs)
-    except NotImplementedError:
-        raise ExerciseError(f"{what} is not written yet: replace the `raise NotImplementedError` "
-                            f"line with your code, then run this cell again.") from None
+    except NotImplementedError as exc:
+        stub = _stub_name(exc, fn)
+        if stub is None:
+            raise ExerciseError(f"{label}: {what} raised NotImplementedError: {exc}\n"
+                                f"  inputs: {_describe(case.args)}") from exc
+        fn_name = getattr(fn, "__name__", stub)
+        caller = f" (your {fn_name} calls it)" if stub != fn_name else ""
+        raise ExerciseError(f"{what} is not written yet: this is the exercise stub: fill in the TODO in "
+                            f"{stub}{caller}, i.e. replace its `raise NotImplementedError` line with your "
+                            f"code, then run this cell again.") from None
     except Exception as exc:
         raise ExerciseError(f"{label}: {what} raised {type(exc).__name__}: {exc}\n"
                             f"  inputs: {_describe(case.args)}" + (f"\n  hint: {case.hint}" if case.hint else "")
@@ -105,6 +127,7 @@ def check_against(student_fn, reference_fn, cases, atol=1e-5, rtol=1e-5, what="y
     Returns:
         int: the number of cases passed (all of them; otherwise an ``ExerciseError`` is raised).
     """
+    __tracebackhide__ = True
     for i, case in enumerate(cases, 1):
         label = f"case {i} ({case.name})"
         copies = Case(case.name, tuple(a.clone() if isinstance(a, torch.Tensor) else a for a in case.args),

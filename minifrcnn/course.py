@@ -1,0 +1,340 @@
+"""Classroom tools: the student edition of the lessons and a readable HTML site.
+
+    python -m minifrcnn.course student OUTDIR             # every lesson, solutions stubbed
+    python -m minifrcnn.course html OUTDIR [NOTEBOOK...]  # execute lessons, write HTML + index
+
+The student edition replaces every cell tagged ``solution`` by a stub: the function's
+``def`` line (and its docstring and leading comments) stay, the body becomes a ``TODO`` and
+``raise NotImplementedError``. The checker cell after it stays, so a learner who runs it
+before writing the function is told "this is the exercise stub: fill in the TODO in ..."
+(see ``minifrcnn.exercises._check.call_learner``).
+"""
+import argparse
+import ast
+import html
+import re
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+
+LESSONS_DIR = Path(__file__).resolve().parents[1] / "notebooks"
+SOLUTION_TAG = "solution"
+STUB_TAG = "exercise-stub"
+STUB_MESSAGE = "exercise stub: fill in the TODO in {name}"
+STUDENT_NOTE = ("\n\n> **Student edition.** The exercise cells are stubs: each says `TODO` and raises "
+                "`NotImplementedError`. Write the code there, then run the checker cell below it; it tells "
+                "you which case fails and why.")
+CELL_TIMEOUT = 600  # seconds per cell when executing lessons: lesson 04 and later train
+
+
+def lessons(src_dir=LESSONS_DIR):
+    """The lessons' notebooks ``NN_name.ipynb`` in ``src_dir``, in course order."""
+    return sorted(Path(src_dir).glob("[0-9][0-9]_*.ipynb"))
+
+
+def is_solution(cell):
+    """True for a code cell tagged ``solution``: an exercise's worked answer."""
+    return cell.cell_type == "code" and SOLUTION_TAG in cell.get("metadata", {}).get("tags", [])
+
+
+# --------------------------------------------------------------------------------------------
+# Student edition
+
+def _stub_function(node, lines, indent=""):
+    """Source lines of a stub for the function ``node``: decorators, signature, the comments
+    between signature and body, and the docstring kept; the body a TODO and a raise."""
+    first = node.decorator_list[0].lineno if node.decorator_list else node.lineno
+    body = node.body[0]
+    has_docstring = (isinstance(body, ast.Expr) and isinstance(body.value, ast.Constant)
+                     and isinstance(body.value.value, str))
+    before_body = lines[body.lineno - 1].encode()[:body.col_offset].decode()  # col_offset counts UTF-8 bytes
+    if before_body.strip():
+        # the body starts on the signature's last line ("def f(x): return x"): cut it there
+        kept = lines[first - 1:body.lineno - 1] + [before_body.rstrip()]
+        body_indent = indent + "    "
+    else:
+        # the signature and the comments under it end where the first statement starts; a
+        # docstring is kept whole
+        kept = lines[first - 1:body.end_lineno if has_docstring else body.lineno - 1]
+        body_indent = before_body
+    name = node.name
+    return kept + [
+        f"{body_indent}# TODO: write {name} (the exercise above says what it takes and returns),",
+        f"{body_indent}# then run the checker cell below.",
+        f'{body_indent}raise NotImplementedError("{STUB_MESSAGE.format(name=name)}")',
+    ]
+
+
+def _stub_class(node, lines):
+    """A class with every method stubbed; its header, docstring and attributes kept."""
+    out = lines[node.lineno - 1 if not node.decorator_list else node.decorator_list[0].lineno - 1:
+                node.body[0].lineno - 1]
+    for item in node.body:
+        if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            out += _stub_function(item, lines, indent=" " * item.col_offset)
+        else:
+            out += lines[item.lineno - 1:item.end_lineno]
+    return out
+
+
+def stub_source(source):
+    """The student version of a solution cell's ``source``.
+
+    Imports are kept; functions (and classes' methods) become stubs with their ``def`` lines;
+    anything else in the cell is left for the learner to write, with a TODO and a raise at the
+    end. A cell that is not plain Python (a magic) becomes a TODO and a raise.
+
+    Returns:
+        (str, list of str): the stub's source and the names of the stubbed functions.
+    """
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        tree = None
+    whole_cell = ("# TODO: write this cell (the exercise above says what it must do).\n"
+                  f'raise NotImplementedError("{STUB_MESSAGE.format(name="this cell")}")')
+    if tree is None:
+        return whole_cell, []
+    lines = source.splitlines()
+    out, names, dropped = [], [], False
+    for node in tree.body:
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            out += lines[node.lineno - 1:node.end_lineno]
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            if out:
+                out.append("")
+            out += _stub_function(node, lines)
+            names.append(node.name)
+        elif isinstance(node, ast.ClassDef):
+            if out:
+                out.append("")
+            out += _stub_class(node, lines)
+            names += [item.name for item in node.body if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef))]
+        else:
+            dropped = True
+    if not names:  # nothing to keep but the imports
+        return "".join(line + "\n" for line in out) + whole_cell, names
+    if dropped:
+        out += ["", "# TODO: write the rest of this cell (the exercise above says what it must do),",
+                "# then delete this raise.",
+                f'raise NotImplementedError("{STUB_MESSAGE.format(name="this cell")}")']
+    return "\n".join(out), names
+
+
+def student_notebook(nb):
+    """A copy of notebook ``nb`` with its solution cells stubbed and its outputs cleared."""
+    nb = nbformat.from_dict(nb)  # a deep copy
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            cell.outputs, cell.execution_count = [], None
+        if is_solution(cell):
+            cell.source, _ = stub_source(cell.source)
+            tags = [t for t in cell.metadata.get("tags", []) if t != SOLUTION_TAG]
+            cell.metadata["tags"] = tags + [STUB_TAG]
+    first_markdown = next((c for c in nb.cells if c.cell_type == "markdown"), None)
+    if first_markdown is not None:
+        first_markdown.source = first_markdown.source.rstrip() + STUDENT_NOTE
+    nb.metadata["minifrcnn"] = {"edition": "student"}
+    return nb
+
+
+def make_student_edition(src_dir, out_dir):
+    """Write the student edition of every lesson in ``src_dir`` into ``out_dir``.
+
+    Returns:
+        list of Path: the notebooks written, in course order.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for path in lessons(src_dir):
+        nb = student_notebook(nbformat.read(path, as_version=4))
+        nbformat.validate(nb)
+        target = out_dir / path.name
+        nbformat.write(nb, target)
+        written.append(target)
+    if not written:
+        raise FileNotFoundError(f"no lessons (NN_name.ipynb) in {src_dir}")
+    return written
+
+
+# --------------------------------------------------------------------------------------------
+# HTML site
+
+def lesson_title(nb, fallback):
+    """The text of the notebook's first markdown heading."""
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            for line in cell.source.splitlines():
+                if line.startswith("#"):
+                    return line.lstrip("#").strip()
+    return fallback
+
+
+def learning_goals(nb):
+    """The markdown of the lesson's learning goals: from the line that says "learning goals"
+    (a heading or a bold lead-in) to the end of the list that follows it; "" if none."""
+    for cell in nb.cells:
+        if cell.cell_type != "markdown":
+            continue
+        lines = cell.source.splitlines()
+        start = next((i for i, line in enumerate(lines) if "learning goals" in line.lower()), None)
+        if start is None:
+            continue
+        goals, seen_list = [], False
+        for line in lines[start + (1 if lines[start].startswith("#") else 0):]:
+            stripped = line.strip()
+            if line.startswith("#") and goals:
+                break
+            is_item = bool(re.match(r"(\d+\.|[-*+])\s", stripped))
+            seen_list |= is_item
+            if seen_list and stripped and not is_item and not line.startswith((" ", "\t")):
+                break  # the first paragraph after the list
+            goals.append(line)
+        return "\n".join(goals).strip()
+    return ""
+
+
+def notebook_client(nb, cwd, timeout=CELL_TIMEOUT):
+    """An nbclient ``NotebookClient`` for ``nb`` whose kernel is this Python's own ipykernel
+    (the venv's, whatever other ``python3`` kernels Jupyter knows of), started in ``cwd``."""
+    from jupyter_client import KernelManager
+    from jupyter_client.kernelspec import KernelSpecManager
+    from nbclient import NotebookClient
+
+    # with no kernel folders to search, "python3" is the native kernel: sys.executable
+    kernel = KernelManager(kernel_name="python3", kernel_spec_manager=KernelSpecManager(kernel_dirs=[]))
+    return NotebookClient(nb, km=kernel, timeout=timeout, kernel_name="python3",
+                          resources={"metadata": {"path": str(cwd)}})
+
+
+def execute_notebook(path, timeout=CELL_TIMEOUT):
+    """Run every cell of the notebook at ``path`` in a fresh kernel (see ``notebook_client``),
+    in the notebook's folder.
+
+    Returns:
+        (NotebookNode, float, str or None): the executed notebook, the wall time in seconds,
+        and the error if a cell failed (the notebook then holds the outputs up to it).
+    """
+    from nbclient.exceptions import CellExecutionError
+
+    nb = nbformat.read(path, as_version=4)
+    client = notebook_client(nb, Path(path).resolve().parent, timeout)
+    start, error = time.perf_counter(), None
+    try:
+        client.execute()
+    except CellExecutionError as exc:
+        error = str(exc)
+    return nb, time.perf_counter() - start, error
+
+
+def notebook_html(nb, title):
+    """The notebook as one HTML page, its figures embedded as PNG data (formulas and widgets
+    need MathJax and the widget manager from a CDN; offline they show as TeX and text)."""
+    from nbconvert import HTMLExporter
+
+    exporter = HTMLExporter(template_name="lab", embed_images=True)
+    body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": title}})
+    return body
+
+
+INDEX_TEMPLATE = """<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>minifrcnn: Faster R-CNN, built step by step</title>
+<style>
+body {{ font-family: system-ui, sans-serif; max-width: 50em; margin: 2em auto; padding: 0 1em; line-height: 1.5; }}
+li.lesson {{ margin-bottom: 1.2em; }}
+.goals {{ font-size: 0.92em; color: #333; }}
+.meta {{ font-size: 0.85em; color: #666; }}
+.failed {{ color: #b00; font-weight: bold; }}
+ul.lessons {{ list-style: none; padding-left: 0; }}
+</style>
+<script type="text/x-mathjax-config">MathJax.Hub.Config({{tex2jax: {{inlineMath: [["$", "$"]]}}}});</script>
+<script src="{mathjax_url}"></script>
+</head>
+<body>
+<h1>minifrcnn: Faster R-CNN, built step by step</h1>
+<p>The lessons, executed on {built} (each page shows every cell's output and figures).
+The paper: Ren, He, Girshick and Sun, <em>Faster R-CNN: Towards Real-Time Object Detection with
+Region Proposal Networks</em>, NIPS 2015, <a href="https://arxiv.org/abs/1506.01497">arXiv:1506.01497</a>.</p>
+<ul class="lessons">
+{items}
+</ul>
+</body>
+</html>
+"""
+
+
+def _index_item(page):
+    from nbconvert.filters import markdown2html
+
+    status = ' <span class="failed">(a cell failed: the page stops there)</span>' if page["error"] else ""
+    goals = markdown2html(page["goals"]) if page["goals"] else ""
+    return (f'<li class="lesson"><a href="{html.escape(page["file"])}">{html.escape(page["title"])}</a>{status}\n'
+            f'<div class="goals">{goals}</div>\n'
+            f'<div class="meta">{html.escape(page["notebook"])}, ran in {page["seconds"]:.0f} s</div></li>')
+
+
+def build_site(notebooks, out_dir, timeout=CELL_TIMEOUT):
+    """Execute each notebook and write ``NN_name.html`` for it, plus ``index.html`` linking
+    the lessons in order (title from the first heading, then the learning goals).
+
+    A lesson whose cell fails still gets its page (up to the failure) and is marked on the
+    index.
+
+    Returns:
+        list of dict: per lesson, ``notebook``, ``file``, ``title``, ``goals``, ``seconds``
+        and ``error`` (None when every cell ran).
+    """
+    from nbconvert import HTMLExporter
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    pages = []
+    for path in sorted((Path(p) for p in notebooks), key=lambda p: p.name):
+        print(f"executing {path.name} ...", flush=True)
+        nb, seconds, error = execute_notebook(path, timeout)
+        page = {"notebook": path.name, "file": path.stem + ".html", "title": lesson_title(nb, path.stem),
+                "goals": learning_goals(nb), "seconds": seconds, "error": error}
+        (out_dir / page["file"]).write_text(notebook_html(nb, page["title"]), encoding="utf-8")
+        print(f"  {page['file']}: {seconds:.0f} s" + (" - A CELL FAILED" if error else ""), flush=True)
+        pages.append(page)
+    items = "\n".join(_index_item(page) for page in pages)
+    (out_dir / "index.html").write_text(
+        INDEX_TEMPLATE.format(built=time.strftime("%Y-%m-%d %H:%M"), items=items,
+                              mathjax_url=HTMLExporter().mathjax_url), encoding="utf-8")
+    return pages
+
+
+# --------------------------------------------------------------------------------------------
+# Command line
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m minifrcnn.course", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    student = commands.add_parser("student", help="write the student edition of every lesson")
+    student.add_argument("out_dir", type=Path)
+    student.add_argument("--lessons", type=Path, default=LESSONS_DIR, help="folder of the lessons (default: %(default)s)")
+    site = commands.add_parser("html", help="execute lessons and write HTML pages with an index")
+    site.add_argument("out_dir", type=Path)
+    site.add_argument("notebooks", nargs="*", type=Path, help="lessons to build (default: every lesson)")
+    site.add_argument("--timeout", type=int, default=CELL_TIMEOUT, help="seconds per cell (default: %(default)s)")
+    args = parser.parse_args(argv)
+
+    if args.command == "student":
+        written = make_student_edition(args.lessons, args.out_dir)
+        print(f"wrote the student edition of {len(written)} lessons to {args.out_dir}/")
+        return 0
+    pages = build_site(args.notebooks or lessons(), args.out_dir, args.timeout)
+    failed = [page["notebook"] for page in pages if page["error"]]
+    print(f"wrote {len(pages)} lessons and index.html to {args.out_dir}/"
+          + (f"; cells failed in {', '.join(failed)}" if failed else ""))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,268 @@
+"""The classroom tools (minifrcnn/course.py): the student edition and the HTML site.
+
+Kept cheap: every lesson's stubs are checked statically and against its checker (run
+directly, in a namespace built from the lesson's imports and functions, no kernel); two fast
+lessons (01, 03) run for real in a kernel up to their first checker; one lesson (01) is built
+as HTML.
+"""
+import ast
+import re
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbclient.exceptions import CellExecutionError
+
+from minifrcnn.course import (STUB_TAG, build_site, is_solution, learning_goals, lesson_title, lessons, main,
+                              notebook_client, stub_source)
+from minifrcnn.exercises import ExerciseError
+
+ROOT = Path(__file__).resolve().parents[1]
+LESSONS = lessons(ROOT / "notebooks")
+STUB_SAYS = "this is the exercise stub: fill in the TODO in {}"
+
+
+@pytest.fixture(scope="module")
+def student_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("student")
+    assert main(["student", str(out), "--lessons", str(ROOT / "notebooks")]) == 0
+    return out
+
+
+def function_names(source):
+    return [node.name for node in ast.walk(ast.parse(source)) if isinstance(node, ast.FunctionDef)]
+
+
+def checker_calls(source, names):
+    """The calls ``check_x(name, ...)`` in ``source`` whose first argument is one of ``names``."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return []
+    return [node for node in ast.walk(tree)
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id.startswith("check_")
+            and node.args and isinstance(node.args[0], ast.Name) and node.args[0].id in names]
+
+
+def first_checker(nb, index, names):
+    """(index, call) of the first code cell after ``index`` that checks one of ``names``."""
+    for later in range(index + 1, len(nb.cells)):
+        if nb.cells[later].cell_type == "code":
+            calls = checker_calls(nb.cells[later].source, names)
+            if calls:
+                return later, calls[0]
+    return None, None
+
+
+# --------------------------------------------------------------------------------------------
+# stub_source on its own
+
+def test_a_stub_keeps_the_signature_and_the_comments_under_it():
+    source = ("def my_box_area(boxes):\n"
+              "    # Areas of boxes (R, 4) xyxy -> (R,).\n"
+              "    width = boxes[:, 2] - boxes[:, 0]\n"
+              "    return width * (boxes[:, 3] - boxes[:, 1])\n")
+    stub, names = stub_source(source)
+    assert names == ["my_box_area"]
+    assert stub.startswith("def my_box_area(boxes):\n    # Areas of boxes (R, 4) xyxy -> (R,).\n")
+    assert "width =" not in stub and "return width" not in stub, "the solution is gone"
+    assert "# TODO" in stub and 'raise NotImplementedError("exercise stub: fill in the TODO in my_box_area")' in stub
+    namespace = {}
+    exec(stub, namespace)
+    with pytest.raises(NotImplementedError, match="exercise stub"):
+        namespace["my_box_area"](None)
+
+
+def test_a_stub_keeps_a_long_signature_a_docstring_decorators_and_imports():
+    source = ('import math\n\n'
+              '@staticmethod\n'
+              'def encode(targets, references,\n'
+              '           weights=(1.0, 1.0, 1.0, 1.0)):\n'
+              '    """Deltas (R, 4): paper, equation 2\n'
+              '    (two lines)."""\n'
+              '    return math.log(2)\n')
+    stub, names = stub_source(source)
+    assert names == ["encode"]
+    assert stub.startswith('import math\n\n@staticmethod\ndef encode(targets, references,\n'
+                           '           weights=(1.0, 1.0, 1.0, 1.0)):\n    """Deltas (R, 4): paper, equation 2\n'
+                           '    (two lines)."""\n    # TODO')
+    assert "log" not in stub
+    compile(stub, "stub", "exec")
+
+
+def test_a_one_line_function_and_non_ascii_defaults_are_cut_at_the_body():
+    stub, names = stub_source('def f(x="é"): return x * 2\n')
+    assert names == ["f"] and stub.startswith('def f(x="é"):\n    # TODO') and "x * 2" not in stub
+    compile(stub, "stub", "exec")
+
+
+def test_a_class_keeps_its_attributes_and_stubs_its_methods():
+    stub, names = stub_source("class Head:\n    size = 3\n\n    def forward(self, x):\n        return x + 1\n")
+    assert names == ["forward"]
+    assert "    size = 3" in stub and "    def forward(self, x):\n        # TODO" in stub and "x + 1" not in stub
+    compile(stub, "stub", "exec")
+
+
+def test_code_that_is_not_a_function_is_left_to_write_with_a_todo_and_a_raise():
+    stub, names = stub_source("def f(x):\n    return x\n\nthreshold = 0.7\nresult = f(threshold)\n")
+    assert names == ["f"] and "0.7" not in stub and "result" not in stub
+    assert stub.rstrip().endswith('raise NotImplementedError("exercise stub: fill in the TODO in this cell")')
+    for source in ("threshold = 0.7\n", "%timeit x = 1\n", ""):
+        stub, names = stub_source(source)
+        assert names == [] and "TODO" in stub and "0.7" not in stub and "timeit" not in stub
+        assert stub.endswith('raise NotImplementedError("exercise stub: fill in the TODO in this cell")')
+
+
+# --------------------------------------------------------------------------------------------
+# The student edition of every lesson
+
+@pytest.mark.parametrize("path", LESSONS, ids=lambda p: p.name)
+def test_student_edition_stubs_every_solution_and_changes_nothing_else(path, student_dir):
+    original = nbformat.read(path, as_version=4)
+    student = nbformat.read(student_dir / path.name, as_version=4)
+    nbformat.validate(student)
+    assert student.metadata.kernelspec.name == "python3"
+    assert [c.get("id") for c in student.cells] == [c.get("id") for c in original.cells]
+    first_markdown = next(i for i, c in enumerate(original.cells) if c.cell_type == "markdown")
+    stubs = 0
+    for index, (cell, mine) in enumerate(zip(original.cells, student.cells)):
+        if cell.cell_type == "code":
+            assert not mine.outputs and mine.execution_count is None
+        if not is_solution(cell):
+            assert mine.source == cell.source or (index == first_markdown and "Student edition" in mine.source)
+            continue
+        stubs += 1
+        tags = mine.metadata.get("tags", [])
+        assert "solution" not in tags and STUB_TAG in tags
+        assert "TODO" in mine.source and "raise NotImplementedError" in mine.source
+        names = [node.name for node in ast.parse(cell.source).body if isinstance(node, ast.FunctionDef)]
+        assert function_names(mine.source) == function_names(cell.source)
+        for node in ast.parse(cell.source).body:
+            if isinstance(node, ast.FunctionDef):
+                assert cell.source.splitlines()[node.lineno - 1] in mine.source, "the def line is kept"
+        for node in ast.parse(mine.source).body:
+            if isinstance(node, ast.FunctionDef):  # the body is gone: an optional docstring, then the raise
+                statements = node.body[1:] if isinstance(node.body[0], ast.Expr) else node.body
+                assert len(statements) == 1 and isinstance(statements[0], ast.Raise)
+        assert names, f"solution cell {index} defines no function for the checker to call"
+    assert stubs >= 1, "every lesson has an exercise"
+
+
+def lesson_namespace(nb, upto):
+    """A namespace with the imports and the functions of the lesson's code cells before
+    ``upto``: enough to call a checker without running the lesson's computations."""
+    namespace = {}
+    for cell in nb.cells[:upto]:
+        if cell.cell_type != "code":
+            continue
+        try:
+            tree = ast.parse("\n".join(line for line in cell.source.splitlines() if not line.startswith("%")))
+        except SyntaxError:
+            continue
+        for node in tree.body:
+            if isinstance(node, (ast.Import, ast.ImportFrom, ast.FunctionDef)):
+                try:
+                    exec(compile(ast.Module([node], []), "lesson", "exec"), namespace)
+                except NameError:  # a default value computed by the lesson: not needed here
+                    pass
+    return namespace
+
+
+@pytest.mark.parametrize("path", LESSONS, ids=lambda p: p.name)
+def test_every_checker_explains_its_stub_and_passes_the_solution(path, student_dir):
+    original = nbformat.read(path, as_version=4)
+    student = nbformat.read(student_dir / path.name, as_version=4)
+    for index, cell in enumerate(original.cells):
+        if not is_solution(cell):
+            continue
+        names = function_names(cell.source)
+        checker_index, call = first_checker(original, index, names)
+        assert call is not None, f"solution cell {index} ({names}) is followed by no checker cell check_...({names[0]})"
+        namespace = lesson_namespace(original, index)
+        exec(compile(ast.Module([n for n in ast.parse(original.cells[checker_index].source).body
+                                 if isinstance(n, (ast.Import, ast.ImportFrom))], []), "checker", "exec"), namespace)
+        checker = compile(ast.Expression(call), "checker", "eval")
+
+        exec(student.cells[index].source, namespace)
+        with pytest.raises(ExerciseError) as info:
+            eval(checker, namespace)
+        assert STUB_SAYS.format(call.args[0].id) in str(info.value)
+
+        exec(cell.source, namespace)
+        eval(checker, namespace)  # the solution passes
+
+
+@pytest.mark.parametrize("lesson", ["01_boxes_and_iou", "03_anchor_labels"])
+def test_student_notebook_runs_to_its_first_checker_which_explains_the_stub(lesson, student_dir):
+    """The real thing in a kernel: run the student notebook up to its first checker, which
+    fails on the stub with a short message; put the solution back and the checker passes."""
+    original = nbformat.read(ROOT / "notebooks" / f"{lesson}.ipynb", as_version=4)
+    student = nbformat.read(student_dir / f"{lesson}.ipynb", as_version=4)
+    stub = next(i for i, c in enumerate(student.cells) if STUB_TAG in c.metadata.get("tags", []))
+    checker, call = first_checker(student, stub, function_names(student.cells[stub].source))
+    client = notebook_client(student, student_dir)
+    with client.setup_kernel():
+        for index in range(checker):
+            if student.cells[index].cell_type == "code":
+                client.execute_cell(student.cells[index], index)
+        with pytest.raises(CellExecutionError) as info:
+            client.execute_cell(student.cells[checker], checker)
+        assert info.value.ename == "ExerciseError"
+        assert STUB_SAYS.format(call.args[0].id) in info.value.evalue
+        traceback = re.sub(r"\x1b\[[0-9;]*m", "", "\n".join(  # the traceback the learner sees, colours removed
+            next(o for o in student.cells[checker].outputs if o.output_type == "error").traceback))
+        assert "During handling" not in traceback and "direct cause" not in traceback, "no chained tracebacks"
+        assert ", in check_against(" not in traceback, "the machinery's frames are hidden"
+        assert traceback.rstrip().splitlines()[-1].startswith("ExerciseError: "), "the message comes last"
+
+        student.cells[stub].source = original.cells[stub].source
+        client.execute_cell(student.cells[stub], stub)
+        client.execute_cell(student.cells[checker], checker)
+    printed = "".join(o.get("text", "") for o in student.cells[checker].outputs if o.output_type == "stream")
+    assert "Well done" in printed
+
+
+# --------------------------------------------------------------------------------------------
+# The HTML site
+
+@pytest.mark.parametrize("path", LESSONS, ids=lambda p: p.name)
+def test_every_lesson_has_a_title_and_learning_goals_for_the_index(path):
+    nb = nbformat.read(path, as_version=4)
+    assert re.match(rf"Lesson {path.name[:2]}\b", lesson_title(nb, "")), "the first heading is 'Lesson NN ...'"
+    goals = learning_goals(nb)
+    assert "goals" in goals.lower() and re.search(r"^\s*(1\.|[-*]) ", goals, re.M), goals
+    assert "summary" not in goals.lower() and len(goals) < 3000, "the goals stop at the end of their list"
+
+
+def test_html_site_of_one_lesson(tmp_path):
+    lesson = ROOT / "notebooks" / "01_boxes_and_iou.ipynb"
+    assert main(["html", str(tmp_path), str(lesson)]) == 0
+    page = (tmp_path / "01_boxes_and_iou.html").read_text()
+    assert page.count('src="data:image/png;base64,') >= 5, "the figures are embedded PNGs"
+    assert 'src="data:image/svg+xml' not in page and "<svg" not in page, "no SVG figures"
+    assert "<title>Lesson 01 — Boxes and IoU</title>" in page
+    assert "Well done" in page, "the lesson ran, its checkers too"
+    index = (tmp_path / "index.html").read_text()
+    assert 'href="01_boxes_and_iou.html"' in index and "Lesson 01" in index and "Boxes and IoU" in index
+    assert "Learning goals" in index and "<ol" in index
+
+
+def test_build_site_marks_a_lesson_whose_cell_fails(tmp_path):
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# Lesson 99 — Broken\n\n**Learning goals.**\n\n1. fail"),
+                                         nbformat.v4.new_code_cell("import sys\nprint('before', sys.executable)"),
+                                         nbformat.v4.new_code_cell("1 / 0")])
+    nb.metadata.kernelspec = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, tmp_path / "99_broken.ipynb")
+    pages = build_site([tmp_path / "99_broken.ipynb"], tmp_path / "site")
+    assert pages[0]["title"] == "Lesson 99 — Broken" and "ZeroDivisionError" in pages[0]["error"]
+    assert f"before {sys.executable}" in (tmp_path / "site" / "99_broken.html").read_text(), "this Python's kernel"
+    assert "a cell failed" in (tmp_path / "site" / "index.html").read_text()
+
+
+def test_make_targets_and_ignored_outputs():
+    makefile = (ROOT / "Makefile").read_text()
+    assert re.search(r"^student:", makefile, re.M) and "minifrcnn.course student student" in makefile
+    assert re.search(r"^site:", makefile, re.M) and "minifrcnn.course html site" in makefile
+    ignored = (ROOT / ".gitignore").read_text().splitlines()
+    assert "site/" in ignored and "student/" in ignored
