@@ -52,10 +52,14 @@ class DetectorConfig:
     rpn_post_nms_top_n_test: int = 300  # paper: 300
     rpn_nms: float = 0.7
     rpn_min_size: float = 1e-3  # paper: 16 px (at the 600 px scale)
+    rpn_box_loss_weight: float = 1.0  # x torchvision's box loss; 1 ~ the paper's lambda = 10 (lesson 09)
     # RoI op (section 3.2; lesson 05)
     roi_op: str = "align"  # paper: "pool"
     roi_output_size: int = 7
     roi_sampling_ratio: int = 2
+    # Training scheme (section 3.2; lesson 08): "approximate" joint training treats the proposals
+    # as fixed boxes; "non-approximate" back-propagates through their coordinates (needs roi_op="warp")
+    joint_training: str = "approximate"  # paper: approximate (its released code's "end2end")
     # Detection head (Fast R-CNN)
     head_hidden: int = 256  # paper (VGG-16): 4096
     box_fg_iou: float = 0.5
@@ -190,6 +194,15 @@ def check_inputs(images, targets, num_classes):
     return images
 
 
+def check_joint_training(config):
+    """Non-approximate joint training needs an RoI op that is differentiable in the boxes."""
+    if config.joint_training not in ("approximate", "non-approximate"):
+        raise ValueError(f"joint_training must be 'approximate' or 'non-approximate', got {config.joint_training!r}")
+    if config.joint_training == "non-approximate" and config.roi_op != "warp":
+        raise ValueError(f"non-approximate joint training needs roi_op='warp', the RoI op that is differentiable "
+                         f"in the box coordinates; roi_op={config.roi_op!r} gives no gradient to the proposals")
+
+
 def make_backbone(config):
     if config.backbone == "small":
         return SmallBackbone(config.backbone_channels, config.backbone_blocks)
@@ -213,12 +226,15 @@ class FasterRCNN(nn.Module):
     def __init__(self, config=None, backbone=None):
         super().__init__()
         self.config = config = config or DetectorConfig.course()
+        check_joint_training(config)
         self.transform = ImagePreparation(config)
         self.backbone = backbone or make_backbone(config)
         anchors = AnchorGenerator(config.anchor_sizes, config.aspect_ratios)
         self.rpn = RPN(anchors, RPNHead(self.backbone.out_channels, anchors.num_anchors_per_location),
                        config.proposal_settings(), config.rpn_fg_iou, config.rpn_bg_iou,
-                       config.rpn_batch_size, config.rpn_positive_fraction)
+                       config.rpn_batch_size, config.rpn_positive_fraction,
+                       box_loss_weight=config.rpn_box_loss_weight,
+                       differentiable_proposals=config.joint_training == "non-approximate")
         roi_op = RoIOp(config.roi_op, config.roi_output_size, 1 / self.backbone.stride, config.roi_sampling_ratio)
         pooled = self.backbone.out_channels * config.roi_output_size ** 2
         self.head = DetectionHead(roi_op, pooled, config.head_hidden, config.num_classes, config.head_settings())
@@ -233,6 +249,7 @@ class FasterRCNN(nn.Module):
         proposals, rpn_losses = self.rpn(ImageBatch(batch, sizes), features, targets, propose=True)
         # Approximate joint training (section 3.2): the proposals are detached inside the
         # RPN's proposal layer, so the head's loss does not reach the RPN's box deltas.
+        # Non-approximate: they are not, and the RoI warp passes the head's gradient on to them.
         detections, head_losses = self.head(features, proposals, sizes, targets)
         if self.training:
             return {**rpn_losses, **head_losses}
@@ -252,6 +269,10 @@ def torchvision_twin(model):
     c = model.config
     if c.roi_op != "align":
         raise ValueError("torchvision's FasterRCNN pools with RoI Align only")
+    if c.rpn_box_loss_weight != 1.0 or c.joint_training != "approximate":
+        raise ValueError("torchvision's FasterRCNN has no RPN box-loss weight and trains by approximate joint "
+                         f"training only (got rpn_box_loss_weight={c.rpn_box_loss_weight}, "
+                         f"joint_training={c.joint_training!r})")
     import copy
     backbone = copy.deepcopy(model.backbone)
     channels = backbone.out_channels

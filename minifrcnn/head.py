@@ -108,14 +108,21 @@ def sample_proposals(proposals, gt_boxes, gt_labels, matcher, sampler, box_coder
 
     Returns:
         (Tensor, Tensor, Tensor): sampled RoIs ``(S, 4)``, their labels ``(S,)`` and
-        regression targets ``(S, 4)`` (meaningful where the label is > 0).
+        regression targets ``(S, 4)`` (meaningful where the label is > 0). If the
+        proposals carry a gradient (non-approximate joint training) the RoIs keep it; the
+        labels and targets never do.
     """
     proposals = torch.cat((proposals, gt_boxes.to(proposals.dtype)))
-    labels, matched_boxes = assign_targets(proposals, gt_boxes, gt_labels, matcher)
+    # Matching, sampling and the regression targets see the proposals as fixed boxes. In
+    # non-approximate joint training the gradient reaches the proposal coordinates only
+    # through the features the RoI warp samples at them; a gradient through the targets
+    # would let the loss shrink by moving a proposal onto whatever box the head already
+    # predicts, instead of onto the object.
+    fixed = proposals.detach()
+    labels, matched_boxes = assign_targets(fixed, gt_boxes, gt_labels, matcher)
     positive, negative = sampler(labels)
     keep = torch.where(positive | negative)[0]  # in proposal order, as torchvision
-    rois = proposals[keep]
-    return rois, labels[keep], box_coder.encode(matched_boxes[keep], rois)
+    return proposals[keep], labels[keep], box_coder.encode(matched_boxes[keep], fixed[keep])
 
 
 def head_loss(class_logits, box_deltas, labels, regression_targets):
@@ -192,8 +199,9 @@ class DetectionHead(nn.Module):
     def forward(self, features, proposals, image_sizes, targets=None):
         """Args:
             features (Tensor): ``(N, C, H, W)``.
-            proposals (list of Tensor): ``(R_i, 4)`` per image (detached: approximate joint
-                training, see lesson 08).
+            proposals (list of Tensor): ``(R_i, 4)`` per image: fixed boxes (approximate
+                joint training), or boxes with a gradient that the RoI op passes on if it is
+                differentiable in them (non-approximate: ``RoIOp("warp")``; lesson 08).
             image_sizes (list of tuple): ``(h, w)`` per image.
             targets (list of dict): ``{"boxes", "labels"}`` per image, in training.
 

@@ -246,7 +246,7 @@ def settings_table():
 
 
 def generate_proposals(anchors, objectness, deltas, image_sizes, pre_nms_top_n, post_nms_top_n,
-                       nms_thresh=0.7, min_size=1e-3, score_thresh=0.0, box_coder=None):
+                       nms_thresh=0.7, min_size=1e-3, score_thresh=0.0, box_coder=None, differentiable=False):
     """The proposal layer: from the head's outputs to a short list of boxes per image.
 
     For each image: keep the ``pre_nms_top_n`` anchors with the highest objectness,
@@ -261,16 +261,22 @@ def generate_proposals(anchors, objectness, deltas, image_sizes, pre_nms_top_n, 
         deltas (Tensor): ``(N, A, 4)``.
         image_sizes (list of (int, int)): ``(height, width)`` of each image before padding.
         box_coder (BoxCoder): default weights ``(1, 1, 1, 1)``.
+        differentiable (bool): keep the boxes in the autograd graph of ``deltas``.
 
     Returns:
         (list of Tensor, list of Tensor): per image, boxes ``(K, 4)`` and objectness
         probabilities ``(K,)``, highest first, ``K <= post_nms_top_n``.
 
-    No gradient flows through proposals: the paper's approximate joint training treats
-    them as fixed inputs of the detector (section 3.2).
+    By default no gradient flows through proposals: the paper's approximate joint training
+    treats them as fixed inputs of the detector (section 3.2). With ``differentiable=True``
+    (non-approximate joint training, lesson 08) the boxes' coordinates keep their gradient
+    with respect to ``deltas``; which boxes are kept (top-N, NMS) is a discrete choice and
+    has none, and the scores never do.
     """
     box_coder = box_coder or BoxCoder((1.0, 1.0, 1.0, 1.0))
-    objectness, deltas = objectness.detach(), deltas.detach()
+    objectness = objectness.detach()
+    if not differentiable:
+        deltas = deltas.detach()
     top_n = min(pre_nms_top_n, objectness.shape[1])
     top_logits, top_idx = objectness.topk(top_n, dim=1)
     # Probabilities of the whole (N, top_n) batch at once, as torchvision: the same tensor
@@ -286,7 +292,7 @@ def generate_proposals(anchors, objectness, deltas, image_sizes, pre_nms_top_n, 
         boxes, scores = boxes[keep], scores[keep]
         # One feature map = one group: batched_nms only to pick the same NMS code path
         # (and the same order of tied scores) as torchvision.
-        keep = batched_nms(boxes, scores, torch.zeros_like(scores, dtype=torch.int64), nms_thresh)
+        keep = batched_nms(boxes.detach(), scores, torch.zeros_like(scores, dtype=torch.int64), nms_thresh)
         keep = keep[:post_nms_top_n]
         all_boxes.append(boxes[keep])
         all_scores.append(scores[keep])
@@ -295,17 +301,19 @@ def generate_proposals(anchors, objectness, deltas, image_sizes, pre_nms_top_n, 
 
 class ProposalLayer(nn.Module):
     """:func:`generate_proposals` with :class:`ProposalSettings`, choosing the training or
-    testing numbers from the module's mode (``.train()`` / ``.eval()``)."""
+    testing numbers from the module's mode (``.train()`` / ``.eval()``); ``differentiable``:
+    see :func:`generate_proposals`."""
 
-    def __init__(self, settings=None):
+    def __init__(self, settings=None, differentiable=False):
         super().__init__()
         self.settings = settings or ProposalSettings.course()
+        self.differentiable = differentiable
 
     def forward(self, anchors, objectness, deltas, image_sizes):
         s = self.settings
         return generate_proposals(anchors, objectness, deltas, image_sizes,
                                   s.pre_nms_top_n(self.training), s.post_nms_top_n(self.training),
-                                  s.nms_thresh, s.min_size, s.score_thresh)
+                                  s.nms_thresh, s.min_size, s.score_thresh, differentiable=self.differentiable)
 
 
 # ----------------------------------------------------------------------------- the RPN module
@@ -354,21 +362,27 @@ class RPN(nn.Module):
         fg_iou_thresh, bg_iou_thresh (float): anchor labelling, 0.7 / 0.3.
         batch_size_per_image (int), positive_fraction (float): sampling, 256 / 0.5.
         box_loss_beta (float): smooth-L1 beta, 1/9.
+        box_loss_weight (float): multiplies the box loss; 1 is torchvision's weighting, about
+            the paper's lambda = 10 (see :func:`rpn_losses`; lesson 09 varies it).
+        differentiable_proposals (bool): proposals keep their gradient with respect to the
+            head's deltas (non-approximate joint training, lesson 08; default False: approximate).
     """
 
     def __init__(self, anchor_generator, head, settings=None, fg_iou_thresh=0.7, bg_iou_thresh=0.3,
-                 batch_size_per_image=256, positive_fraction=0.5, box_loss_beta=1 / 9):
+                 batch_size_per_image=256, positive_fraction=0.5, box_loss_beta=1 / 9, box_loss_weight=1.0,
+                 differentiable_proposals=False):
         super().__init__()
         if head.num_anchors != anchor_generator.num_anchors_per_location:
             raise ValueError(f"the head predicts {head.num_anchors} anchors per position but the "
                              f"generator makes {anchor_generator.num_anchors_per_location}")
         self.anchor_generator = anchor_generator
         self.head = head
-        self.proposal_layer = ProposalLayer(settings)
+        self.proposal_layer = ProposalLayer(settings, differentiable_proposals)
         self.matcher = Matcher(fg_iou_thresh, bg_iou_thresh, allow_low_quality_matches=True)
         self.sampler = BalancedSampler(batch_size_per_image, positive_fraction)
         self.box_coder = BoxCoder((1.0, 1.0, 1.0, 1.0))
         self.box_loss_beta = box_loss_beta
+        self.box_loss_weight = box_loss_weight
 
     @property
     def settings(self):
@@ -380,8 +394,8 @@ class RPN(nn.Module):
         Returns:
             dict: ``anchors (A, 4)``, ``objectness (N, A)`` logits, ``deltas (N, A, 4)``
             (with gradients), ``image_sizes``, ``feature_size (H, W)``, ``proposals``
-            and ``scores`` (lists, one ``(K, 4)`` / ``(K,)`` per image, no gradient; None
-            if ``propose=False``).
+            and ``scores`` (lists, one ``(K, 4)`` / ``(K,)`` per image, no gradient unless
+            ``differentiable_proposals``; None if ``propose=False``).
         """
         batch_size, image_sizes = _images_and_sizes(images)
         features = _single_feature_map(features)
@@ -403,7 +417,7 @@ class RPN(nn.Module):
         pos_mask, neg_mask = sample_anchors(labels, self.sampler, generator)
         loss_objectness, loss_box = rpn_losses(objectness, deltas, labels, regression_targets,
                                                pos_mask, neg_mask, self.box_loss_beta)
-        return {"loss_objectness": loss_objectness, "loss_rpn_box_reg": loss_box}
+        return {"loss_objectness": loss_objectness, "loss_rpn_box_reg": self.box_loss_weight * loss_box}
 
     def forward(self, images, features, targets=None, propose=True):
         """``(proposals, losses)``; with ``propose=False`` the proposal layer is skipped

@@ -121,3 +121,73 @@ def test_config_table_marks_differences():
     assert "anchor_sizes" in table and "(128, 256, 512)" in table
     assert [line for line in table.splitlines() if line.startswith("rpn_fg_iou")][0].endswith("  ")
     assert [line for line in table.splitlines() if line.startswith("min_size")][0].endswith(" *")
+
+
+# ----------------------------------------------------------------------------- joint training (lesson 08)
+
+
+def test_non_approximate_training_sends_the_heads_gradient_to_the_rpn_deltas():
+    """With the RPN's own losses left out, only the path through the proposal coordinates
+    can reach the RPN's box-delta layer: it does in non-approximate joint training, not in
+    approximate. The objectness layer gets nothing in either (scores are never
+    differentiated through)."""
+    images, targets = random_batch(3)
+    grads = {}
+    for mode, roi_op in (("approximate", "align"), ("non-approximate", "warp")):
+        torch.manual_seed(0)
+        model = FasterRCNN(tiny_config(joint_training=mode, roi_op=roi_op)).train()
+        losses = model(images, targets)
+        (losses["loss_classifier"] + losses["loss_box_reg"]).backward()
+        grads[mode] = model.rpn.head.bbox_pred.weight.grad
+        assert model.rpn.head.cls_logits.weight.grad is None
+    assert grads["approximate"] is None
+    assert grads["non-approximate"] is not None and grads["non-approximate"].abs().sum() > 0
+
+
+def test_non_approximate_changes_the_backward_pass_only():
+    torch.manual_seed(0)
+    approximate = FasterRCNN(tiny_config(box_score_threshold=0.0))
+    exact = FasterRCNN(tiny_config(box_score_threshold=0.0, joint_training="non-approximate", roi_op="warp"))
+    exact.load_state_dict(approximate.state_dict())
+    images, targets = random_batch(4)
+    losses = []
+    for model in (approximate, exact):
+        torch.manual_seed(1)  # the same anchor and RoI samples
+        losses.append({k: v.item() for k, v in model.train()(images, targets).items()})
+    assert losses[0] == pytest.approx(losses[1], rel=1e-6)
+    with torch.no_grad():
+        detected = [model.eval()(images) for model in (approximate, exact)]
+    for a, b in zip(*detected):
+        assert torch.allclose(a["boxes"], b["boxes"], atol=1e-4) and torch.equal(a["labels"], b["labels"])
+
+
+def test_head_regression_targets_come_from_fixed_proposals():
+    from minifrcnn.boxes import BoxCoder
+    from minifrcnn.head import sample_proposals
+    from minifrcnn.matching import BalancedSampler, Matcher
+    proposals = torch.tensor([[10.0, 10, 40, 40], [12, 8, 44, 38], [60, 60, 90, 90]], requires_grad=True)
+    gt_boxes, gt_labels = torch.tensor([[11.0, 9, 41, 39]]), torch.tensor([3])
+    rois, labels, regression_targets = sample_proposals(proposals, gt_boxes, gt_labels, Matcher(0.5, 0.5),
+                                                        BalancedSampler(8, 0.5), BoxCoder((10.0, 10.0, 5.0, 5.0)))
+    assert rois.requires_grad and not labels.requires_grad and not regression_targets.requires_grad
+    rois.sum().backward()
+    assert proposals.grad.tolist() == [[1.0] * 4] * 3  # every proposal sampled (3 + the ground truth <= 8)
+
+
+@pytest.mark.parametrize("changes,match", [
+    (dict(joint_training="non-approximate"), r"roi_op='warp'.*'align'"),
+    (dict(joint_training="non-approximate", roi_op="pool"), r"roi_op='warp'.*'pool'"),
+    (dict(joint_training="exact"), r"'approximate' or 'non-approximate'"),
+])
+def test_non_approximate_training_needs_the_warp(changes, match):
+    with pytest.raises(ValueError, match=match):
+        FasterRCNN(tiny_config(**changes))
+
+
+@pytest.mark.parametrize("changes", [{"rpn_box_loss_weight": 10.0},
+                                     {"joint_training": "non-approximate", "roi_op": "warp"}])
+def test_torchvision_twin_refuses_what_torchvision_cannot_do(changes):
+    # A twin that silently ignored these settings would make a parity check prove nothing.
+    model = FasterRCNN(DetectorConfig.course(**changes))
+    with pytest.raises(ValueError, match="torchvision's FasterRCNN"):
+        torchvision_twin(model)

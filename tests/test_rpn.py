@@ -295,3 +295,21 @@ def test_live_loss_plot_and_batching():
     batch, sizes = batch_images([torch.ones(3, 4, 6), torch.ones(3, 5, 2)])
     assert batch.shape == (2, 3, 5, 6) and sizes == [(4, 6), (5, 2)]
     assert batch[0, :, 4].sum() == 0 and batch[1, :, :, 2:].sum() == 0  # zero padding
+
+
+def test_differentiable_proposals_are_the_same_boxes_with_a_gradient():
+    """Non-approximate joint training (lesson 08): the proposal layer keeps the boxes'
+    gradient with respect to the deltas; the boxes themselves do not change."""
+    g = torch.Generator().manual_seed(5)
+    anchors = AnchorGenerator((16, 32), (0.5, 1.0))((64, 64), (8, 8))
+    objectness = torch.randn(2, len(anchors), generator=g, requires_grad=True)
+    deltas = (0.2 * torch.randn(2, len(anchors), 4, generator=g)).requires_grad_()
+    args = (anchors, objectness, deltas, [(64, 64), (60, 50)], 100, 20, 0.7)
+    fixed, fixed_scores = generate_proposals(*args)
+    boxes, scores = generate_proposals(*args, differentiable=True)
+    assert not fixed[0].requires_grad and boxes[0].requires_grad and not scores[0].requires_grad
+    for a, b, sa, sb in zip(fixed, boxes, fixed_scores, scores):
+        assert torch.equal(a, b.detach()) and torch.equal(sa, sb)
+    sum(b.sum() for b in boxes).backward()
+    assert deltas.grad.abs().sum() > 0 and objectness.grad is None
+    assert (deltas.grad[0].abs().sum(1) > 0).sum() <= 20  # only the kept boxes' deltas
