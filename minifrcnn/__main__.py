@@ -3,9 +3,12 @@
     python -m minifrcnn train [--steps 1500] [--out runs/course]
     python -m minifrcnn evaluate [--checkpoint runs/course/checkpoint.pt] [--split test]
     python -m minifrcnn detect IMAGE... [--checkpoint ...] [--out-dir runs/course/detections]
+    python -m minifrcnn ablations [--out data/results/ablations.json] [--steps N] [--seeds 0 1]
 
 Defaults train on the course's digits (data/digits) and write into runs/course/: the
 checkpoint (resumable), the loss history and metrics as JSON, and annotated images.
+``ablations`` trains the paper's training-time ablations (lesson 09; ~30 min on 2 CPU cores),
+resumable row by row; see ``minifrcnn.ablations``.
 """
 import argparse
 import json
@@ -106,6 +109,11 @@ def cmd_detect(args):
         print(f"{path}: {int(keep.sum())} detections -> {out}")
 
 
+def cmd_ablations(args):
+    from .ablations import main_args
+    main_args(args)
+
+
 def main(argv=None):
     from .training import TrainSettings
     parser = argparse.ArgumentParser(prog="python -m minifrcnn", description=__doc__,
@@ -130,8 +138,23 @@ def main(argv=None):
     detect.add_argument("--checkpoint", type=Path, default=DEFAULT_OUT / "checkpoint.pt")
     detect.add_argument("--out-dir", type=Path, default=DEFAULT_OUT / "detections")
     detect.add_argument("--score", type=float, default=0.5, help="smallest score drawn")
+    from .data import DATA_DIR
+    ablations = commands.add_parser("ablations", help="train and score the paper's training-time ablations "
+                                    "(lesson 09); resumable: rows already in OUT with the same settings are kept")
+    ablations.add_argument("--out", type=Path, default=DATA_DIR / "results" / "ablations.json",
+                           help="results file; the baseline's weights go beside it (baseline.pt)")
+    ablations.add_argument("--steps", type=int, default=None,
+                           help=f"training steps per row (default: TrainSettings().steps = {TrainSettings().steps})")
+    ablations.add_argument("--seeds", type=int, nargs="+", default=[0], help="one training per seed and row")
+    ablations.add_argument("--limit", type=int, default=0, help="use only the first N train and test images")
+    ablations.add_argument("--force", action="store_true", help="re-run rows already in OUT")
+    ablations.add_argument("--only", nargs="+", default=None, metavar="TABLE[/ROW]",
+                           help="run these rows only, e.g. anchors or lambda/0.1")
+    ablations.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's)")
     args = parser.parse_args(argv)
-    {"train": cmd_train, "evaluate": cmd_evaluate, "detect": cmd_detect}[args.command](args)
+    args.command_line = "python -m minifrcnn " + " ".join(sys.argv[1:] if argv is None else argv)
+    {"train": cmd_train, "evaluate": cmd_evaluate, "detect": cmd_detect,
+     "ablations": cmd_ablations}[args.command](args)
 
 
 if __name__ == "__main__":

@@ -52,3 +52,20 @@ def test_a_checkpoint_that_is_not_minifrcnns_is_refused(tmp_path):
     result = subprocess.run([sys.executable, "-m", "minifrcnn", "evaluate", "--checkpoint", str(tmp_path / "other.pt")],
                             capture_output=True, text=True, timeout=120)
     assert result.returncode != 0 and "not a minifrcnn training checkpoint" in result.stderr
+
+
+def test_ablations_smoke_run_is_resumable(tmp_path):
+    """The whole ablation script on 8 images and 2 steps per row, then again: every row is
+    kept from the file the second time (nothing is trained)."""
+    from minifrcnn.ablations import TRAINING_ROWS, expected_rows
+    out = tmp_path / "results" / "ablations.json"
+    args = ("ablations", "--out", str(out), "--steps", "2", "--limit", "8", "--threads", "1")
+    stdout = run(*args, cwd=tmp_path)
+    assert f"[1/{len(TRAINING_ROWS)}] baseline / course: mAP@0.5" in stdout
+    results = json.loads(out.read_text())
+    assert results["command"] == "python -m minifrcnn --device cpu " + " ".join(args)
+    assert [(r["table"], r["name"], r["settings"]) for r in results["rows"]] == \
+        [(r["table"], r["name"], r["settings"]) for r in expected_rows(2, [0], 8)]
+    assert (out.parent / "baseline.pt").stat().st_size < 5e6
+    stdout = run(*args, cwd=tmp_path)
+    assert stdout.count("kept from ablations.json") == len(TRAINING_ROWS)

@@ -1,0 +1,936 @@
+"""The paper's ablations at course scale (section 4; PAPER.md has the paper's tables): lesson 09.
+
+Two kinds of ablation, as in the paper:
+
+* **Test-time ablations** change how one trained detector proposes boxes, nothing else: the
+  number of test proposals (50 / 100 / 300 / 1000), no NMS (the top-N anchors by objectness),
+  no objectness scores (N proposals drawn at random), no box regression (the anchors
+  themselves are the proposals). :func:`ablate_proposals` runs the backbone and the RPN's
+  head once per image and each variant's proposal selection (:func:`select_proposals`) and
+  the detection head on the cached outputs; :func:`proposal_recall` gives recall against the
+  number of proposals for each variant.
+* **Training-time ablations** train one detector per row (:data:`TRAINING_ROWS`): anchors
+  (1 scale x 1 ratio ... 3 x 3), the RPN's box-loss weight lambda (:func:`lambda_to_weight`),
+  shared vs unshared convolutional layers (the paper's 4-step alternating training,
+  ``minifrcnn.schemes``), one stage (:class:`OneStageDetector`) vs two. They take about half
+  an hour of CPU: :func:`run_ablations` (``python -m minifrcnn ablations``) trains them all and
+  writes ``data/results/ablations.json`` and the baseline's weights ``data/results/baseline.pt``;
+  it is resumable row by row. :func:`run_row` re-runs one row.
+
+Plus :func:`time_parts`, the paper's timing table (conv layers / proposals / region-wise
+layers, per image).
+"""
+import hashlib
+import json
+import os
+import platform
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .anchors import AnchorGenerator
+from .boxes import BoxCoder, box_iou, clip_boxes_to_image, remove_small_boxes
+from .data import DATA_DIR, cache, load_digits
+from .detector import DetectorConfig, FasterRCNN, ImagePreparation, check_inputs, detect, make_backbone
+from .evaluation import evaluate_coco, evaluate_voc
+from .head import HeadSettings, postprocess
+from .matching import BELOW_LOW_THRESHOLD, BETWEEN_THRESHOLDS, BalancedSampler, Matcher
+from .nms import batched_nms
+from .rpn import ImageBatch
+from .schemes import split_steps, train_alternating
+from .train_rpn import recall_vs_proposals
+from .training import TrainSettings, load_checkpoint, train
+from .utils import get_device, seed_everything
+
+RESULTS_DIR = DATA_DIR / "results"
+RESULTS_FILE = RESULTS_DIR / "ablations.json"
+BASELINE_WEIGHTS = RESULTS_DIR / "baseline.pt"
+PAPER_URL = "https://arxiv.org/abs/1506.01497"
+
+
+# ----------------------------------------------------------------------------- scoring
+
+
+def score(detections, targets, num_classes):
+    """``{"map50": VOC mAP@0.5, "ap": COCO AP@[.5:.95]}`` of detections against ground truths."""
+    return {"map50": evaluate_voc(detections, targets, num_classes)["map"],
+            "ap": evaluate_coco(detections, targets, num_classes)["ap"]}
+
+
+# ----------------------------------------------------------------------------- test-time ablations
+
+PROPOSAL_MODES = ("nms", "no_nms", "random", "no_regression")
+
+
+@dataclass(frozen=True)
+class ProposalVariant:
+    """How proposals are picked from the RPN's outputs at test time (paper, table 2).
+
+    Attributes:
+        mode (str): ``"nms"`` the proposal layer (top ``pre_nms_top_n`` by objectness,
+            decode, clip, NMS, the first ``top_n``); ``"no_nms"`` the ``top_n`` best-scored
+            boxes, no NMS; ``"random"`` no objectness: ``top_n`` decoded boxes drawn at random
+            (the paper's "no cls"); ``"no_regression"`` the anchors themselves, scored and
+            NMS-ed as usual (the paper's "no reg").
+        top_n (int): proposals per image.
+    """
+
+    mode: str
+    top_n: int
+
+    def __post_init__(self):
+        if self.mode not in PROPOSAL_MODES:
+            raise ValueError(f"mode must be one of {PROPOSAL_MODES}, got {self.mode!r}")
+        if self.top_n < 1:
+            raise ValueError(f"top_n must be >= 1, got {self.top_n}")
+
+
+def select_proposals(anchors, objectness, deltas, image_sizes, variant, settings, generator=None):
+    """Proposals of a batch for one :class:`ProposalVariant`.
+
+    Args:
+        anchors (Tensor): ``(A, 4)``; objectness (Tensor): ``(N, A)`` logits; deltas
+            (Tensor): ``(N, A, 4)``; image_sizes: ``(h, w)`` per image.
+        variant (ProposalVariant).
+        settings (ProposalSettings): the model's (pre-NMS top-n, NMS threshold, min size).
+        generator (torch.Generator, optional): for ``"random"``.
+
+    Returns:
+        list of Tensor: ``(K_i, 4)`` proposals per image, ``K_i <= variant.top_n``.
+    """
+    coder = BoxCoder((1.0, 1.0, 1.0, 1.0))
+    pre_nms = min(max(settings.pre_nms_top_n_test, variant.top_n), objectness.shape[1])
+    result = []
+    for logits, image_deltas, size in zip(objectness, deltas, image_sizes):
+        if variant.mode == "random":  # no cls layer: every anchor's box is equally likely
+            boxes = clip_boxes_to_image(coder.decode(image_deltas, anchors)[:, 0], size)
+            boxes = boxes[remove_small_boxes(boxes, settings.min_size)]
+            order = torch.randperm(len(boxes), generator=generator)[:variant.top_n].to(boxes.device)
+            result.append(boxes[order])
+            continue
+        scores, idx = logits.topk(pre_nms)
+        if variant.mode == "no_regression":  # no reg layer: the proposals are the anchors
+            boxes = clip_boxes_to_image(anchors[idx], size)
+        else:
+            boxes = clip_boxes_to_image(coder.decode(image_deltas[idx], anchors[idx])[:, 0], size)
+        keep = remove_small_boxes(boxes, settings.min_size)
+        boxes, scores = boxes[keep], scores[keep]
+        if variant.mode != "no_nms":
+            keep = batched_nms(boxes, scores, torch.zeros_like(scores, dtype=torch.int64), settings.nms_thresh)
+            boxes = boxes[keep]
+        result.append(boxes[:variant.top_n])
+    return result
+
+
+@torch.no_grad()
+def rpn_outputs(model, dataset, batch_size=25, device=None):
+    """Run ``model``'s backbone and RPN head once over ``dataset`` (eval mode) and keep
+    everything the proposal variants and the detection head need.
+
+    Returns:
+        dict: per batch ``features`` ``(B, C, H, W)``, ``anchors`` ``(A, 4)``, ``objectness``
+        ``(B, A)``, ``deltas`` ``(B, A, 4)``, ``sizes`` and ``original_sizes``; plus
+        ``targets`` (ground truths in the resized frame, for recall) and ``ground_truths``
+        (as given, for mAP).
+    """
+    device = device or next(model.parameters()).device
+    model.eval()
+    batches, targets, ground_truths = [], [], []
+    for start in range(0, len(dataset), batch_size):
+        items = [dataset[i] for i in range(start, min(start + batch_size, len(dataset)))]
+        images = [image.to(device) for image, _ in items]
+        boxes = [{"boxes": t["boxes"].to(device), "labels": t["labels"].to(device)} for _, t in items]
+        batch, sizes, scaled = model.transform(images, boxes)
+        features = model.backbone(batch)
+        out = model.rpn.predict(ImageBatch(batch, sizes), features, propose=False)
+        batches.append(dict(features=features, anchors=out["anchors"], objectness=out["objectness"],
+                            deltas=out["deltas"], sizes=sizes,
+                            original_sizes=[tuple(image.shape[-2:]) for image in images]))
+        targets += [t["boxes"].cpu() for t in scaled]
+        ground_truths += [t for _, t in items]
+    return dict(batches=batches, targets=targets, ground_truths=ground_truths)
+
+
+@torch.no_grad()
+def detections_with(model, outputs, variant, generator=None):
+    """Detections of every image for one proposal variant, from :func:`rpn_outputs`;
+    also returns the number of proposals of each image."""
+    detections, counts = [], []
+    for b in outputs["batches"]:
+        proposals = select_proposals(b["anchors"], b["objectness"], b["deltas"], b["sizes"], variant,
+                                     model.rpn.settings, generator)
+        found, _ = model.head(b["features"], proposals, b["sizes"])
+        found = model.transform.postprocess(found, b["sizes"], b["original_sizes"])
+        detections += [{k: v.cpu() for k, v in d.items()} for d in found]
+        counts += [len(p) for p in proposals]
+    return detections, counts
+
+
+# (table, row, variant, paper mAP, paper's setting). The number of proposals: the paper's
+# VGG-16 shared model (PAPER.md). The other three: its ZF table 2 (an RPN trained
+# without sharing, proposals for an SS-trained detector; its "RPN 300" reference is 56.8).
+TEST_TIME_ROWS = (
+    ("proposals", "50", ProposalVariant("nms", 50), 66.3, "VGG-16, 50 proposals"),
+    ("proposals", "100", ProposalVariant("nms", 100), 68.9, "VGG-16, 100 proposals"),
+    ("proposals", "300", ProposalVariant("nms", 300), 69.9, "VGG-16, 300 proposals"),
+    ("proposals", "1000", ProposalVariant("nms", 1000), 69.8, "VGG-16, 1000 proposals"),
+    ("components", "NMS, 300", ProposalVariant("nms", 300), 56.8, "ZF, RPN 300 (NMS, cls, reg)"),
+    ("components", "no NMS, 300", ProposalVariant("no_nms", 300), None, "not in the paper"),
+    ("components", "no NMS, 1000", ProposalVariant("no_nms", 1000), 55.2, "ZF, no NMS, 6000"),
+    ("components", "no cls, 100", ProposalVariant("random", 100), 44.6, "ZF, no cls, 100 random"),
+    ("components", "no cls, 300", ProposalVariant("random", 300), 51.4, "ZF, no cls, 300 random"),
+    ("components", "no cls, 1000", ProposalVariant("random", 1000), 55.8, "ZF, no cls, 1000 random"),
+    ("components", "no reg, 300", ProposalVariant("no_regression", 300), 52.1, "ZF, no reg, 300"),
+    ("components", "no reg, 1000", ProposalVariant("no_regression", 1000), 51.3, "ZF, no reg, 1000"),
+)
+
+
+# What lesson 09 runs live: the paper's rows with at most 300 proposals (the head's cost grows
+# with their number); the script computes every row once (``results["test_time"]``).
+LESSON_TEST_TIME_ROWS = tuple(r for r in TEST_TIME_ROWS if r[2].top_n <= 300 and r[3] is not None)
+
+
+def ablate_proposals(model, dataset, rows=TEST_TIME_ROWS, seed=0, device=None, outputs=None):
+    """mAP of one trained detector under each test-time variant (the paper's table 2).
+
+    Args:
+        model (FasterRCNN): trained.
+        dataset: ``(image, target)`` items (e.g. the test split, cached).
+        rows: ``(table, row, ProposalVariant, paper mAP, paper setting)`` tuples.
+        seed (int): seeds the random proposals (``"random"`` mode).
+        outputs (dict, optional): :func:`rpn_outputs` of the same model and data, to reuse.
+
+    Returns:
+        list of dict: ``table``, ``row``, ``mode``, ``top_n``, ``proposals`` (mean per
+        image), ``map50``, ``ap``, ``paper``, ``paper_setting``, ``seconds``. A variant
+        listed twice is computed once.
+    """
+    outputs = outputs or rpn_outputs(model, dataset, device=device)
+    num_classes = model.config.num_classes
+    done, results = {}, []
+    for table, row, variant, paper, paper_setting in rows:
+        if variant not in done:
+            start = time.perf_counter()
+            generator = torch.Generator().manual_seed(seed)
+            detections, counts = detections_with(model, outputs, variant, generator)
+            done[variant] = dict(proposals=float(np.mean(counts)), **score(detections, outputs["ground_truths"],
+                                                                            num_classes),
+                                 seconds=time.perf_counter() - start)
+        results.append(dict(table=table, row=row, mode=variant.mode, top_n=variant.top_n, **done[variant],
+                            paper=paper, paper_setting=paper_setting))
+    return results
+
+
+@torch.no_grad()
+def proposal_recall(model, outputs, modes=PROPOSAL_MODES, top_ns=(10, 20, 50, 100, 200, 300, 500, 1000),
+                    iou_thresholds=(0.5, 0.7), seed=0):
+    """Recall of the ground truth against the number of proposals per image, for each
+    proposal mode (the paper's figure 2 / TPAMI figures 4-6, for our RPN).
+
+    Args:
+        outputs (dict): :func:`rpn_outputs` of ``model``.
+
+    Returns:
+        dict: mode -> {IoU threshold -> ``np.ndarray`` of recalls, one per ``top_ns``}.
+    """
+    result = {}
+    for mode in modes:
+        generator = torch.Generator().manual_seed(seed)
+        variant = ProposalVariant(mode, max(top_ns))
+        proposals = []
+        for b in outputs["batches"]:
+            proposals += [p.cpu() for p in select_proposals(b["anchors"], b["objectness"], b["deltas"], b["sizes"],
+                                                            variant, model.rpn.settings, generator)]
+        result[mode] = recall_vs_proposals(proposals, outputs["targets"], top_ns, iou_thresholds)
+    return result
+
+
+def results_table(rows, columns=("map50", "ap"), paper=True):
+    """A text table of result dicts (``table``, ``row``, metrics, ``paper``), one line each."""
+    lines = [f"{'table':<12}{'row':<16}" + "".join(f"{c:>10}" for c in columns)
+             + (f"{'paper mAP':>11}  paper's setting" if paper else "")]
+    for r in rows:
+        values = "".join(f"{r[c]:>10.3f}" if isinstance(r[c], float) else f"{r[c]!s:>10}" for c in columns)
+        line = f"{r['table']:<12}{r['row']:<16}{values}"
+        if paper:
+            line += (f"{r['paper']:>11.1f}" if r.get("paper") is not None else f"{'-':>11}") + \
+                f"  {r.get('paper_setting', '')}"
+        lines.append(line)
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------- timing
+
+# Paper, section 4.1 (table 5 of the TPAMI version): ms per image on a K40 GPU.
+PAPER_TIMING = {"VGG-16": {"conv": 141, "proposals": 10, "region-wise": 47, "total": 198},
+                "ZF": {"conv": 31, "proposals": 3, "region-wise": 25, "total": 59}}
+
+
+def _synchronize(device):
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+@torch.no_grad()
+def time_parts(model, images, device=None, warmup=3, repeats=3):
+    """Inference time of each part of a detector, per image, like the paper's timing table.
+
+    Each image runs alone (a batch of one, as in the paper): **conv** = image preparation
+    + backbone, **proposals** = RPN head + proposal layer (NMS included), **region-wise**
+    = RoI op + box head + post-processing (per-class NMS included). The first ``warmup``
+    images run untimed; then every image is timed ``repeats`` times.
+
+    Args:
+        model (FasterRCNN).
+        images (list of Tensor): ``(3, H, W)``.
+        device: default ``minifrcnn.get_device()`` (a GPU when present).
+
+    Returns:
+        dict: median milliseconds per image for ``"conv"``, ``"proposals"``,
+        ``"region-wise"`` and ``"total"`` (the median of the totals), plus ``"device"``,
+        ``"threads"``, ``"images"``.
+    """
+    device = get_device(device) if device is None or isinstance(device, str) else device
+    was_training = model.training
+    model.to(device).eval()
+    parts = {"conv": [], "proposals": [], "region-wise": [], "total": []}
+
+    def run(image):
+        _synchronize(device)
+        t0 = time.perf_counter()
+        batch, sizes, _ = model.transform([image])
+        features = model.backbone(batch)
+        _synchronize(device)
+        t1 = time.perf_counter()
+        proposals, _ = model.rpn(ImageBatch(batch, sizes), features)
+        _synchronize(device)
+        t2 = time.perf_counter()
+        detections, _ = model.head(features, proposals, sizes)
+        model.transform.postprocess(detections, sizes, [tuple(image.shape[-2:])])
+        _synchronize(device)
+        t3 = time.perf_counter()
+        return t1 - t0, t2 - t1, t3 - t2
+
+    images = [image.to(device) for image in images]
+    for image in images[:warmup]:
+        run(image)
+    for _ in range(repeats):
+        for image in images:
+            conv, proposals, region = run(image)
+            for name, seconds in (("conv", conv), ("proposals", proposals), ("region-wise", region),
+                                  ("total", conv + proposals + region)):
+                parts[name].append(seconds * 1000)
+    model.train(was_training)
+    result = {name: float(np.median(values)) for name, values in parts.items()}
+    result.update(device=str(device), threads=torch.get_num_threads(), images=len(images))
+    return result
+
+
+def timing_table(measured):
+    """The paper's timing table with measured columns beside it.
+
+    Args:
+        measured (dict): column name -> :func:`time_parts` result.
+    """
+    columns = {**{f"paper {k} (K40)": v for k, v in PAPER_TIMING.items()}, **measured}
+    widths = [max(12, len(name) + 2) for name in columns]
+    lines = [f"{'ms per image':<14}" + "".join(f"{name:>{w}}" for name, w in zip(columns, widths))]
+    for part in ("conv", "proposals", "region-wise", "total"):
+        lines.append(f"{part:<14}" + "".join(f"{c[part]:>{w}.1f}" for c, w in zip(columns.values(), widths)))
+    lines.append(f"{'fps':<14}" + "".join(f"{1000 / c['total']:>{w}.1f}" for c, w in zip(columns.values(), widths)))
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------- one-stage detector
+
+
+class DenseHead(nn.Module):
+    """The RPN's head with classes: a 3x3 conv, then per anchor ``K`` class logits
+    (background included) and ``4K`` class-specific box deltas.
+
+    Shapes: ``(N, C, H, W)`` -> ``(N, k*K, H, W)`` and ``(N, 4*k*K, H, W)``.
+    """
+
+    def __init__(self, in_channels, num_anchors, num_classes):
+        super().__init__()
+        self.num_anchors, self.num_classes = num_anchors, num_classes
+        self.conv = nn.Conv2d(in_channels, in_channels, 3, padding=1)
+        self.cls_logits = nn.Conv2d(in_channels, num_anchors * num_classes, 1)
+        self.bbox_pred = nn.Conv2d(in_channels, num_anchors * num_classes * 4, 1)
+        for layer in (self.conv, self.cls_logits, self.bbox_pred):  # as the RPN head (section 3.1.3)
+            nn.init.normal_(layer.weight, std=0.01)
+            nn.init.constant_(layer.bias, 0)
+
+    def forward(self, features):
+        """Returns ``(N, A, K)`` logits and ``(N, A, 4K)`` deltas, anchors in the RPN's order."""
+        hidden = F.relu(self.conv(features))
+        logits, deltas = self.cls_logits(hidden), self.bbox_pred(hidden)
+        n, _, h, w = features.shape
+        k, classes = self.num_anchors, self.num_classes
+        logits = logits.view(n, k, classes, h, w).permute(0, 3, 4, 1, 2).reshape(n, h * w * k, classes)
+        deltas = deltas.view(n, k, classes * 4, h, w).permute(0, 3, 4, 1, 2).reshape(n, h * w * k, classes * 4)
+        return logits, deltas
+
+
+class OneStageDetector(nn.Module):
+    """The paper's one-stage baseline (section 4.1, "one-stage detection vs. two-stage
+    proposal + detection"): the sliding-window head classifies every anchor into the
+    ``K`` classes directly and regresses a box per class; its outputs, post-processed as
+    the Fast R-CNN head's (score > 0.05, per-class NMS, top 100), are the detections.
+    There is no second stage and no RoI op.
+
+    The paper's version is Fast R-CNN run on dense sliding windows (3 scales x 3 ratios,
+    RoI-pooled features); this one is an RPN with classes (as OverFeat or, later, SSD),
+    the same backbone, anchors, labelling (0.7 / 0.3 and the best anchor per object, the
+    class of the matched object) and sampling (256 anchors, up to half foreground) as the
+    course's RPN. Same call as :class:`minifrcnn.detector.FasterRCNN`.
+    """
+
+    def __init__(self, config=None):
+        super().__init__()
+        self.config = config = config or DetectorConfig.course()
+        self.transform = ImagePreparation(config)
+        self.backbone = make_backbone(config)
+        self.anchor_generator = AnchorGenerator(config.anchor_sizes, config.aspect_ratios)
+        self.head = DenseHead(self.backbone.out_channels, self.anchor_generator.num_anchors_per_location,
+                              config.num_classes)
+        self.matcher = Matcher(config.rpn_fg_iou, config.rpn_bg_iou, allow_low_quality_matches=True)
+        self.sampler = BalancedSampler(config.rpn_batch_size, config.rpn_positive_fraction)
+        self.box_coder = BoxCoder((1.0, 1.0, 1.0, 1.0))
+        self.settings = replace(HeadSettings(), **{k: v for k, v in asdict(config.head_settings()).items()
+                                                   if k in ("score_threshold", "nms_threshold",
+                                                            "detections_per_image")})
+
+    def anchor_labels(self, anchors, boxes, labels):
+        """``(A,)`` int64 class of each anchor (0 background, -1 ignored) and ``(A, 4)``
+        matched ground-truth boxes."""
+        if boxes.numel() == 0:
+            return torch.zeros(len(anchors), dtype=torch.int64, device=anchors.device), anchors
+        matches = self.matcher(box_iou(boxes, anchors))
+        classes = labels[matches.clamp(min=0)].clone()
+        classes[matches == BELOW_LOW_THRESHOLD] = 0
+        classes[matches == BETWEEN_THRESHOLDS] = -1
+        return classes, boxes[matches.clamp(min=0)]
+
+    def loss(self, anchors, logits, deltas, targets):
+        """Cross-entropy over the sampled anchors and smooth L1 (beta 1/9) on the true
+        class's box of the sampled foreground, divided by the number sampled (as the RPN)."""
+        all_classes, all_targets, all_sampled = [], [], []
+        for t in targets:
+            classes, matched = self.anchor_labels(anchors, t["boxes"], t["labels"])
+            positive, negative = self.sampler(classes)
+            all_classes.append(classes)
+            all_targets.append(self.box_coder.encode(matched, anchors))
+            all_sampled.append(positive | negative)
+        classes, box_targets = torch.stack(all_classes), torch.stack(all_targets)
+        sampled = torch.stack(all_sampled)
+        loss_classifier = F.cross_entropy(logits[sampled], classes[sampled])
+        foreground = sampled & (classes > 0)
+        fg_deltas = deltas[foreground].reshape(-1, self.config.num_classes, 4)
+        fg_deltas = fg_deltas[torch.arange(len(fg_deltas)), classes[foreground]]
+        loss_box = F.smooth_l1_loss(fg_deltas, box_targets[foreground], beta=1 / 9,
+                                    reduction="sum") / max(1, int(sampled.sum()))
+        return {"loss_classifier": loss_classifier, "loss_box_reg": loss_box}
+
+    def forward(self, images, targets=None):
+        images = check_inputs(images, targets if self.training else None, self.config.num_classes)
+        if self.training and targets is None:
+            raise ValueError("training mode needs targets (call model.eval() to detect)")
+        original_sizes = [tuple(image.shape[-2:]) for image in images]
+        batch, sizes, targets = self.transform(images, targets)
+        features = self.backbone(batch)
+        logits, deltas = self.head(features)
+        anchors = self.anchor_generator(tuple(batch.shape[-2:]), tuple(features.shape[-2:]),
+                                        dtype=features.dtype, device=features.device)
+        if self.training:
+            return self.loss(anchors, logits, deltas, targets)
+        detections = []
+        top_n = min(self.config.rpn_pre_nms_top_n_test, len(anchors))
+        for image_logits, image_deltas, size in zip(logits, deltas, sizes):
+            # Post-process only the anchors most likely to be an object (as the RPN's
+            # pre-NMS top-n): the same detections, at a tenth of the cost.
+            foreground = 1 - F.softmax(image_logits, -1)[:, 0]
+            idx = foreground.topk(top_n).indices
+            detections.append(postprocess(image_logits[idx], image_deltas[idx], anchors[idx], size,
+                                          self.box_coder, self.settings))
+        return self.transform.postprocess(detections, sizes, original_sizes)
+
+
+# ----------------------------------------------------------------------------- training-time ablations
+
+
+def lambda_to_weight(lam):
+    """The course's RPN box-loss weight (``DetectorConfig.rpn_box_loss_weight``) for the
+    paper's lambda.
+
+    The paper's RPN loss (equation 1) is ``L_cls / N_cls + lambda * L_reg / N_reg`` with
+    ``N_cls = 256`` (sampled anchors) and ``N_reg ~ 2400`` (anchor positions of a ~1000 x 600
+    image), so the box loss weighs ``lambda * 256 / 2400 ~ lambda / 9.4`` relative to
+    torchvision's (and the course's) ``L_reg / N_cls``. We round this to ``lambda / 10``:
+    the paper's default lambda = 10 is the course's weight 1. (The course's 16 x 16 feature
+    map has ``N_reg = 256`` positions; taking that literally would make the weight lambda
+    itself, and the paper's lambda = 10 a box loss ten times heavier than its default.)
+    """
+    return lam / 10
+
+
+@dataclass(frozen=True)
+class Row:
+    """One row of a training-time ablation table.
+
+    Attributes:
+        table (str), name (str): where it goes.
+        kind (str): what is trained: ``"joint"`` (:class:`FasterRCNN`, approximate joint
+            training), ``"one_stage"`` (:class:`OneStageDetector`), ``"alternating"`` (the
+            paper's 4-step training; ``output`` picks the model).
+        output (str): ``"model"``, or for ``"alternating"`` ``"unshared"`` (step 2: the RPN
+            of step 1 and the Fast R-CNN of step 2, two backbones) / ``"shared"`` (step 4).
+            Each of the 4 steps trains for the row's number of steps (the paper's steps each
+            run a full schedule), so this row costs about 1.5 joint trainings (steps 3 and 4
+            train the heads only).
+        changes (tuple): ``DetectorConfig`` changes from the course defaults, a tuple of
+            ``(field, value or callable(base config) -> value)``.
+        paper (float): the paper's mAP for the same row (PAPER.md).
+        paper_setting (str): what the paper measured.
+    """
+
+    table: str
+    name: str
+    kind: str = "joint"
+    output: str = "model"
+    changes: tuple = ()
+    paper: float = None
+    paper_setting: str = ""
+
+    def config(self, base=None):
+        base = base or DetectorConfig.course()
+        return replace(base, **{k: (v(base) if callable(v) else v) for k, v in self.changes})
+
+
+def _middle_size(config):
+    return (config.anchor_sizes[len(config.anchor_sizes) // 2],)
+
+
+# The paper's numbers: PASCAL VOC 2007 test, VGG-16 trained on 07 (anchors, lambda, sharing:
+# TPAMI tables 8, 9 and 3), ZF (one vs two stages, table 10).
+TRAINING_ROWS = (
+    Row("baseline", "course", paper=69.9, paper_setting="VGG-16, RPN 300, shared, 07"),
+    Row("anchors", "1x1", changes=(("anchor_sizes", _middle_size), ("aspect_ratios", (1.0,))),
+        paper=65.8, paper_setting="128 px, 1:1"),
+    Row("anchors", "1x3", changes=(("anchor_sizes", _middle_size),),
+        paper=68.8, paper_setting="128 px, {2:1, 1:1, 1:2}"),
+    Row("anchors", "3x1", changes=(("aspect_ratios", (1.0,)),),
+        paper=69.8, paper_setting="{128, 256, 512} px, 1:1"),
+    Row("anchors", "3x3", paper=69.9, paper_setting="the default"),
+    Row("lambda", "0.1", changes=(("rpn_box_loss_weight", lambda_to_weight(0.1)),), paper=67.2),
+    Row("lambda", "1", changes=(("rpn_box_loss_weight", lambda_to_weight(1)),), paper=68.9),
+    Row("lambda", "10", changes=(("rpn_box_loss_weight", lambda_to_weight(10)),), paper=69.9,
+        paper_setting="the default"),
+    Row("lambda", "100", changes=(("rpn_box_loss_weight", lambda_to_weight(100)),), paper=69.1),
+    Row("sharing", "unshared", kind="alternating", output="unshared", paper=68.5,
+        paper_setting="VGG-16, 4-step, after step 2"),
+    Row("sharing", "shared", kind="alternating", output="shared", paper=69.9,
+        paper_setting="VGG-16, 4-step, after step 4"),
+    Row("sharing", "joint", paper=70.0, paper_setting="VGG-16, joint training"),
+    Row("stages", "one-stage", kind="one_stage", paper=53.9, paper_setting="ZF, dense, class-specific"),
+    Row("stages", "two-stage", paper=58.7, paper_setting="ZF, RPN + Fast R-CNN"),
+)
+TABLES = tuple(dict.fromkeys(row.table for row in TRAINING_ROWS))
+
+
+def default_steps():
+    """Training steps per row: the course's ``TrainSettings().steps`` (the baseline is the
+    course's detector exactly), about 3 minutes per row on 2 idle CPU cores."""
+    return TrainSettings().steps
+
+
+def _plain(value):
+    """JSON's view of a value (tuples -> lists), to compare settings with a file's."""
+    return json.loads(json.dumps(value))
+
+
+def row_settings(row, steps=None, seed=0, limit=0):
+    """Everything that determines a row's result, as plain JSON values."""
+    settings = replace(TrainSettings(), steps=steps or default_steps(), seed=seed)
+    result = {"kind": row.kind, "output": row.output, "config": asdict(row.config()), "train": asdict(settings),
+              "limit": limit, "eval_split": "test"}
+    if row.kind == "alternating":
+        result["steps_per_stage"] = split_steps(settings.steps, settings.steps)
+    return _plain(result)
+
+
+def run_key(settings):
+    """Rows with the same run key come from one training run (e.g. the baseline, anchors
+    3 x 3 and lambda 10; both outputs of the alternating training)."""
+    same = {k: v for k, v in settings.items() if k != "output"}
+    return hashlib.sha256(json.dumps(same, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def find_row(table, name):
+    for row in TRAINING_ROWS:
+        if row.table == table and row.name == name:
+            return row
+    names = "\n  ".join(f"{r.table!r}, {r.name!r}" for r in TRAINING_ROWS)
+    raise KeyError(f"no ablation row ({table!r}, {name!r}); the rows are:\n  {names}")
+
+
+def expected_rows(steps=None, seeds=(0,), limit=0):
+    """The rows the script writes, with their settings (what a results file must hold)."""
+    return [{"table": row.table, "name": row.name,
+             "settings": [row_settings(row, steps, seed, limit) for seed in seeds]} for row in TRAINING_ROWS]
+
+
+def _load(split, limit):
+    dataset = load_digits(split)
+    if limit:
+        dataset = [dataset[i] for i in range(min(limit, len(dataset)))]
+    return cache(dataset)
+
+
+def train_run(kind, config, settings, train_data, device, progress=False):
+    """Train what ``kind`` names; returns ``{output name: model}``."""
+    seed_everything(settings.seed)
+    if kind == "joint":
+        model = FasterRCNN(config)
+        train(model, train_data, settings, device=device, progress=progress)
+        return {"model": model}
+    if kind == "one_stage":
+        model = OneStageDetector(config)
+        train(model, train_data, settings, device=device, progress=progress)
+        return {"model": model}
+    if kind == "alternating":  # each of the 4 steps trains for the row's steps, as the paper's steps
+        result = train_alternating(train_data, config, settings, steps_per_stage=settings.steps, device=device,
+                                   progress=progress)
+        return {"unshared": result.unshared_model, "shared": result.model}
+    raise ValueError(f"unknown kind {kind!r}: 'joint', 'one_stage' or 'alternating'")
+
+
+def evaluate_model(model, test_data, num_classes):
+    """``{"map50", "ap", "eval_seconds"}`` of ``model`` on cached ``(image, target)`` items."""
+    start = time.perf_counter()
+    detections = detect(model, [image for image, _ in test_data])
+    result = score(detections, [target for _, target in test_data], num_classes)
+    result["eval_seconds"] = time.perf_counter() - start
+    return result
+
+
+def run_row(table, name, steps=None, seed=0, limit=0, device=None, progress=True, train_data=None,
+            test_data=None):
+    """Train and evaluate one training-time ablation row, e.g. ``run_row("anchors", "1x1",
+    steps=300)``; returns ``{"map50", "ap", "train_seconds", "eval_seconds",
+    "settings", "model"}``. ``limit`` uses the first images of each split only."""
+    row = find_row(table, name)
+    settings = row_settings(row, steps, seed, limit)
+    device = get_device(device) if device is None or isinstance(device, str) else device
+    train_data = train_data if train_data is not None else _load("train", limit)
+    test_data = test_data if test_data is not None else _load("test", limit)
+    start = time.perf_counter()
+    models = train_run(row.kind, row.config(), TrainSettings(**_train_settings(settings)), train_data, device,
+                       progress)
+    seconds = time.perf_counter() - start
+    model = models[row.output]
+    return {**evaluate_model(model, test_data, row.config().num_classes), "train_seconds": seconds,
+            "settings": settings, "model": model}
+
+
+def _train_settings(settings):
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in settings["train"].items()}
+
+
+def _config(settings):
+    return DetectorConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in settings["config"].items()})
+
+
+def save_half(model, path):
+    """Save ``model``'s state dict with floating tensors as float16 (half the size);
+    :func:`minifrcnn.training.load_weights` loads it back (``load_state_dict`` converts)."""
+    state = {k: (v.detach().cpu().half() if v.is_floating_point() else v.detach().cpu())
+             for k, v in model.state_dict().items()}
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+    return _sha256(path)
+
+
+def _sha256(path):
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def load_results(path=RESULTS_FILE):
+    """The results file written by :func:`run_ablations`."""
+    return json.loads(Path(path).read_text())
+
+
+def load_baseline(results=None, weights=None, device="cpu"):
+    """The baseline detector of the results file (its recorded configuration) with the
+    saved weights (float16 on disk, float32 here), in eval mode."""
+    results = results if isinstance(results, dict) else load_results(results or RESULTS_FILE)
+    weights = Path(weights or BASELINE_WEIGHTS)
+    model = FasterRCNN(_config(results["baseline_weights"]))
+    state = load_checkpoint(weights)
+    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
+    return model.to(device).eval()
+
+
+def environment(device):
+    """Versions and machine, for the results file."""
+    import torchvision
+
+    from . import __version__
+    cpu = platform.processor()
+    try:
+        cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                   if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    env = {"python": platform.python_version(), "torch": torch.__version__, "torchvision": torchvision.__version__,
+           "minifrcnn": __version__, "platform": platform.platform(), "cpu": cpu, "cpu_count": os.cpu_count(),
+           "threads": torch.get_num_threads(), "device": str(device)}
+    if torch.device(device).type == "cuda":
+        env["gpu"] = torch.cuda.get_device_name(device)
+    return env
+
+
+def _load_average():
+    try:
+        return [round(v, 2) for v in os.getloadavg()]
+    except OSError:
+        return None
+
+
+def _write(path, results):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(results, indent=1) + "\n")
+    os.replace(tmp, path)
+
+
+def _summarise(per_seed):
+    """Mean (and spread, with several seeds) of the per-seed metrics."""
+    out = {}
+    for key in ("map50", "ap", "train_seconds", "eval_seconds"):
+        values = [r[key] for r in per_seed]
+        out[key] = float(np.mean(values))
+        if len(values) > 1 and key in ("map50", "ap"):
+            out[key + "_std"] = float(np.std(values, ddof=1))
+    return out
+
+
+def run_ablations(out=RESULTS_FILE, steps=None, seeds=(0,), limit=0, force=False, only=None, device=None,
+                  command=None, weights=None, log=None):
+    """Train and evaluate every training-time ablation row; write the results file.
+
+    Resumable: the file is rewritten after every row, and a row already in it with the same
+    settings is kept (unless ``force``). Rows with the same settings share one training run.
+    The baseline's weights (seed ``seeds[0]``) are saved as float16 next to the file
+    (``baseline.pt``), and its mAP with those rounded weights is recorded.
+
+    Args:
+        out (Path): the JSON file.
+        steps (int): training steps per row (per step of the 4-step training); default
+            :func:`default_steps`.
+        seeds (sequence of int): one training per seed and row; the file has each seed's
+            numbers and their mean.
+        limit (int): use the first ``limit`` images of the train and test splits (smoke test).
+        force (bool): re-run rows already in the file.
+        only (sequence of str): ``"table"`` or ``"table/name"``: run these rows only (the
+            others are kept from the file, if there).
+        command (str): the command line, for the record.
+
+    Returns:
+        dict: the results (as written).
+    """
+    log = log or (lambda message: print(message, flush=True))
+    out = Path(out)
+    weights = Path(weights) if weights else out.parent / "baseline.pt"
+    steps = steps or default_steps()
+    seeds = [int(s) for s in seeds]
+    device = get_device(device) if device is None or isinstance(device, str) else device
+    old = load_results(out) if out.exists() else {}
+    old_rows = {(r["table"], r["name"]): r for r in old.get("rows", [])}
+    # (run key, output) -> per-seed metrics of a run already in the file (same settings)
+    old_runs = {(p["run"], r["output"]): p for r in old.get("rows", []) for p in r.get("per_seed", [])}
+    results = {
+        "description": "Training-time ablations of the paper (section 4) at course scale: digits, "
+                       "DetectorConfig.course(), TrainSettings() with the steps and seeds below; mAP on the "
+                       "test split. Written by minifrcnn.ablations.run_ablations; lesson 09 reads it.",
+        "paper": PAPER_URL,
+        "command": command or "minifrcnn.ablations.run_ablations(...)",
+        "steps": steps, "seeds": seeds, "limit": limit,
+        "environment": environment(device),
+        "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "lambda_to_weight": "rpn_box_loss_weight = lambda / 10 (see minifrcnn.ablations.lambda_to_weight)",
+        "baseline_weights": old.get("baseline_weights"),
+        "test_time": old.get("test_time"),
+        "rows": [],
+    }
+    wanted = expected_rows(steps, seeds, limit)
+    selected = lambda row: not only or row.table in only or f"{row.table}/{row.name}" in only  # noqa: E731
+    train_data = test_data = None
+    fresh = {}  # run key -> {output: [per-seed metrics]}, trained in this call
+    start_all = time.perf_counter()
+    for i, (row, expected) in enumerate(zip(TRAINING_ROWS, wanted), 1):
+        tag = f"[{i}/{len(TRAINING_ROWS)}] {row.table} / {row.name}"
+        previous = old_rows.get((row.table, row.name))
+        same = previous is not None and previous.get("settings") == expected["settings"]
+        is_baseline = row.table == "baseline"
+        baseline_ok = (not is_baseline or (weights.exists() and results["baseline_weights"] is not None
+                                           and results["baseline_weights"].get("sha256") == _sha256(weights)
+                                           and results["baseline_weights"].get("settings")
+                                           == expected["settings"][0]))
+        if same and baseline_ok and not (force and selected(row)):
+            results["rows"].append(previous)
+            log(f"{tag}: kept from {out.name} (mAP@0.5 {previous['map50']:.3f})")
+            continue
+        if not selected(row):
+            if previous is not None:
+                results["rows"].append(previous)
+            log(f"{tag}: not selected" + (" (kept, settings differ)" if previous is not None else ""))
+            continue
+        if train_data is None:
+            train_data, test_data = _load("train", limit), _load("test", limit)
+        per_seed = []
+        for seed, settings in zip(seeds, expected["settings"]):
+            key = run_key(settings)
+            reusable = (key, row.output) in old_runs and not (force and selected(row)) and not is_baseline
+            if reusable:
+                per_seed.append(old_runs[(key, row.output)])
+                continue
+            if key not in fresh:
+                t0 = time.perf_counter()
+                load = _load_average()
+                models = train_run(row.kind, _config(settings), TrainSettings(**_train_settings(settings)),
+                                   train_data, device)
+                seconds = time.perf_counter() - t0
+                num_classes = settings["config"]["num_classes"]
+                fresh[key] = {name: {**evaluate_model(m, test_data, num_classes), "train_seconds": seconds,
+                                     "seed": seed, "load_average_before": load,
+                                     "load_average_after": _load_average()}
+                              for name, m in models.items()}
+                if is_baseline and seed == seeds[0]:
+                    sha = save_half(models["model"], weights)
+                    rounded = load_baseline({"baseline_weights": {"config": settings["config"]}}, weights)
+                    scored = evaluate_model(rounded, test_data, num_classes)
+                    results["baseline_weights"] = {
+                        "path": weights.name, "sha256": sha, "bytes": weights.stat().st_size, "dtype": "float16",
+                        "settings": settings, "config": settings["config"], "map50": scored["map50"],
+                        "ap": scored["ap"]}
+            per_seed.append({**fresh[key][row.output], "run": key})
+        entry = {"table": row.table, "name": row.name, "kind": row.kind, "output": row.output,
+                 "changes": _plain({k: (v(DetectorConfig.course()) if callable(v) else v) for k, v in row.changes}),
+                 "paper": row.paper, "paper_setting": row.paper_setting, **_summarise(per_seed),
+                 "per_seed": per_seed, "settings": expected["settings"],
+                 "run_at": time.strftime("%Y-%m-%d %H:%M:%S")}
+        results["rows"].append(entry)
+        results["finished"] = time.strftime("%Y-%m-%d %H:%M:%S")
+        _write(out, results)
+        log(f"{tag}: mAP@0.5 {entry['map50']:.3f}  AP {entry['ap']:.3f}  (paper {row.paper})  "
+            f"train {entry['train_seconds']:.0f} s, {time.perf_counter() - start_all:.0f} s so far")
+    _test_time_section(results, weights, test_data, limit, log)
+    results["finished"] = time.strftime("%Y-%m-%d %H:%M:%S")
+    results["seconds"] = time.perf_counter() - start_all  # this call's (a resumed run: the rest only)
+    runs = {p["run"]: p["train_seconds"] + p["eval_seconds"] for r in results["rows"] for p in r["per_seed"]}
+    results["training_seconds_all_rows"] = sum(runs.values())  # every training run of the file, once
+    _write(out, results)
+    return results
+
+
+def _test_time_section(results, weights, test_data, limit, log):
+    """Every test-time ablation of the saved baseline (its float16 weights, the test split),
+    unless the file already has them for the same weights."""
+    baseline = results.get("baseline_weights")
+    if baseline is None or not weights.exists():
+        return
+    previous = results.get("test_time") or {}
+    if previous.get("sha256") == baseline["sha256"] and previous.get("rows_defined") == _plain(
+            [[t, r, asdict(v)] for t, r, v, _, _ in TEST_TIME_ROWS]):
+        return
+    start = time.perf_counter()
+    test_data = test_data if test_data is not None else _load("test", limit)
+    model = load_baseline(results, weights)
+    results["test_time"] = {"sha256": baseline["sha256"], "seed": 0, "images": len(test_data),
+                            "rows_defined": _plain([[t, r, asdict(v)] for t, r, v, _, _ in TEST_TIME_ROWS]),
+                            "rows": ablate_proposals(model, test_data, seed=0)}
+    log(f"test-time ablations of the baseline: {time.perf_counter() - start:.0f} s")
+
+
+# The row each table's changes are measured from (the paper's default setting).
+REFERENCE_ROWS = {"baseline": "course", "anchors": "3x3", "lambda": "10", "sharing": "shared", "stages": "two-stage",
+                  "proposals": "300", "components": "NMS, 300"}
+
+
+def compare_with_paper(rows, table, noise=0.01, paper_noise=0.5):
+    """Each row's change of mAP@0.5 from its table's reference row (:data:`REFERENCE_ROWS`),
+    ours (in points, x100) beside the paper's, with a verdict.
+
+    Args:
+        rows (list of dict): results rows (``table``, ``name`` or ``row``, ``map50``, ``paper``).
+        noise (float): changes of our mAP@0.5 below this are within the noise of one
+            training run (two runs that differ by float rounding only end ~0.01 apart:
+            benchmarks/README.md, "Detector vs torchvision").
+        paper_noise (float): the paper's changes below this many points count as none.
+
+    Returns:
+        list of dict: ``row``, ``ours`` and ``paper`` (changes in points), ``verdict``.
+    """
+    rows = [dict(r, row=r.get("row", r.get("name"))) for r in rows if r["table"] == table]
+    reference = next(r for r in rows if r["row"] == REFERENCE_ROWS[table])
+    out = []
+    for r in rows:
+        ours = 100 * (r["map50"] - reference["map50"])
+        paper = None if r["paper"] is None or reference["paper"] is None else r["paper"] - reference["paper"]
+        if r is reference:
+            verdict = "reference"
+        elif paper is None:
+            verdict = "not in the paper"
+        elif abs(ours) < 100 * noise:
+            verdict = "no clear change, as in the paper" if abs(paper) < paper_noise else "within noise here"
+        elif abs(paper) < paper_noise:
+            verdict = "a change here, none in the paper"
+        else:
+            verdict = "same direction" if (ours > 0) == (paper > 0) else "opposite direction"
+        out.append({"row": r["row"], "map50": r["map50"], "ours": ours, "paper_map": r["paper"], "paper": paper,
+                    "verdict": verdict})
+    return out
+
+
+def comparison_table(rows, table, **kwargs):
+    """:func:`compare_with_paper` as text: mAP@0.5, change from the reference, the paper's."""
+    lines = [f"{table + ': row':<24}{'mAP@0.5':>9}{'change':>9}{'paper':>8}{'change':>9}  verdict",
+             f"{'':<24}{'(ours)':>9}{'(points)':>9}{'mAP':>8}{'(points)':>9}"]
+    for c in compare_with_paper(rows, table, **kwargs):
+        paper_map = f"{c['paper_map']:>8.1f}" if c["paper_map"] is not None else f"{'-':>8}"
+        paper = f"{c['paper']:>+9.1f}" if c["paper"] is not None else f"{'-':>9}"
+        lines.append(f"{c['row']:<24}{c['map50']:>9.3f}{c['ours']:>+9.1f}{paper_map}{paper}  {c['verdict']}")
+    return "\n".join(lines)
+
+
+def training_table(results, table=None):
+    """The rows of a results file as a text table beside the paper's numbers."""
+    rows = [dict(r, row=r["name"]) for r in results["rows"] if table is None or r["table"] == table]
+    return results_table(rows)
+
+
+def main_args(args):
+    """``python -m minifrcnn ablations`` (see ``minifrcnn.__main__``)."""
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    results = run_ablations(args.out, steps=args.steps, seeds=args.seeds, limit=args.limit, force=args.force,
+                            only=args.only, device=args.device, command=getattr(args, "command_line", None))
+    print(training_table(results))
+    print(f"-> {args.out} ({results['seconds']:.0f} s)")
+    return results
+
+
+__all__ = ["ProposalVariant", "select_proposals", "rpn_outputs", "detections_with", "ablate_proposals",
+           "proposal_recall", "TEST_TIME_ROWS", "time_parts", "timing_table", "PAPER_TIMING", "OneStageDetector",
+           "lambda_to_weight", "Row", "TRAINING_ROWS", "run_row", "run_ablations", "load_results",
+           "load_baseline", "expected_rows", "results_table", "training_table", "compare_with_paper",
+           "comparison_table", "LESSON_TEST_TIME_ROWS", "REFERENCE_ROWS"]

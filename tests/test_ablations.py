@@ -1,0 +1,297 @@
+"""minifrcnn.ablations: the test-time proposal variants, the one-stage detector, the RPN
+box-loss weight, the rows and their results file, and the resumable script."""
+import hashlib
+import json
+from dataclasses import replace
+
+import pytest
+import torch
+
+from minifrcnn import ablations
+from minifrcnn.ablations import (TRAINING_ROWS, OneStageDetector, ProposalVariant, ablate_proposals,
+                                 detections_with, expected_rows, find_row, lambda_to_weight, proposal_recall,
+                                 row_settings, rpn_outputs, run_ablations, run_key, select_proposals, time_parts)
+from minifrcnn.boxes import BoxCoder, box_iou, clip_boxes_to_image, remove_small_boxes
+from minifrcnn.detector import DetectorConfig, FasterRCNN, detect
+from minifrcnn.rpn import ProposalSettings, assign_targets, generate_proposals
+from minifrcnn.training import load_checkpoint
+
+
+def small_config(**changes):
+    return DetectorConfig.course(backbone_channels=(8, 16, 16), head_hidden=32, **changes)
+
+
+def random_items(n, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    items = []
+    for i in range(n):
+        xy = torch.rand(3, 2, generator=g) * 80
+        boxes = torch.cat((xy, xy + 12 + torch.rand(3, 2, generator=g) * 36), dim=1)
+        items.append((torch.rand(3, 128, 128, generator=g),
+                      {"boxes": boxes, "labels": torch.randint(1, 11, (3,), generator=g), "image_id": i}))
+    return items
+
+
+@pytest.fixture(scope="module")
+def head_outputs():
+    """An RPN's outputs for 2 images: random logits and deltas over the course's anchors."""
+    g = torch.Generator().manual_seed(1)
+    model = FasterRCNN(small_config())
+    anchors = model.rpn.anchor_generator((128, 128), (16, 16))
+    objectness = torch.randn(2, len(anchors), generator=g) * 3
+    deltas = torch.randn(2, len(anchors), 4, generator=g) * 0.2
+    return anchors, objectness, deltas, [(128, 128), (120, 100)]
+
+
+# ----------------------------------------------------------------------------- test-time variants
+
+
+def test_nms_variant_is_the_proposal_layer(head_outputs):
+    anchors, objectness, deltas, sizes = head_outputs
+    settings = ProposalSettings.course()
+    for top_n in (50, 300):
+        ours = select_proposals(anchors, objectness, deltas, sizes, ProposalVariant("nms", top_n), settings)
+        boxes, _ = generate_proposals(anchors, objectness, deltas, sizes, settings.pre_nms_top_n_test, top_n,
+                                      settings.nms_thresh, settings.min_size)
+        for a, b in zip(ours, boxes):
+            assert torch.equal(a, b)
+
+
+def test_no_nms_variant_keeps_the_best_scored_boxes(head_outputs):
+    anchors, objectness, deltas, sizes = head_outputs
+    ours = select_proposals(anchors, objectness, deltas, sizes, ProposalVariant("no_nms", 500),
+                            ProposalSettings.course())
+    for i, size in enumerate(sizes):
+        best = objectness[i].topk(1000).indices  # the course's pre-NMS top-n
+        expected = clip_boxes_to_image(BoxCoder().decode(deltas[i, best], anchors[best])[:, 0], size)
+        expected = expected[remove_small_boxes(expected, 1e-3)][:500]  # boxes clipped to nothing go
+        assert torch.equal(ours[i], expected)
+    # near-duplicates stay, that NMS at 0.7 removes
+    with_nms = select_proposals(anchors, objectness, deltas, sizes, ProposalVariant("nms", 500),
+                                ProposalSettings.course())
+    assert box_iou(ours[0], ours[0]).triu(1).max() > 0.7 >= box_iou(with_nms[0], with_nms[0]).triu(1).max()
+
+
+def test_no_regression_variant_proposes_anchors(head_outputs):
+    anchors, objectness, deltas, sizes = head_outputs
+    ours = select_proposals(anchors, objectness, deltas, sizes, ProposalVariant("no_regression", 300),
+                            ProposalSettings.course())
+    zero = select_proposals(anchors, objectness, torch.zeros_like(deltas), sizes, ProposalVariant("nms", 300),
+                            ProposalSettings.course())
+    for a, b in zip(ours, zero):  # zero deltas decode to the anchors themselves
+        assert torch.allclose(a, b, atol=1e-4)
+    clipped = clip_boxes_to_image(anchors, sizes[1])
+    assert all((clipped == box).all(dim=1).any() for box in ours[1])
+
+
+def test_random_variant_ignores_the_scores(head_outputs):
+    anchors, objectness, deltas, sizes = head_outputs
+    settings = ProposalSettings.course()
+    pick = lambda seed, scores: select_proposals(  # noqa: E731
+        anchors, scores, deltas, sizes, ProposalVariant("random", 100), settings, torch.Generator().manual_seed(seed))
+    first, again, other = pick(0, objectness), pick(0, -objectness), pick(1, objectness)
+    assert all(len(p) == 100 for p in first)
+    assert all(torch.equal(a, b) for a, b in zip(first, again)), "the order must not depend on objectness"
+    assert not torch.equal(first[0], other[0])
+    decoded = clip_boxes_to_image(BoxCoder().decode(deltas[0], anchors)[:, 0], sizes[0])
+    assert all((decoded == box).all(dim=1).any() for box in first[0])
+
+
+def test_variant_rejects_bad_input():
+    with pytest.raises(ValueError, match="mode must be one of"):
+        ProposalVariant("top", 10)
+    with pytest.raises(ValueError, match="top_n"):
+        ProposalVariant("nms", 0)
+
+
+@pytest.fixture(scope="module")
+def tiny_model():
+    torch.manual_seed(0)
+    return FasterRCNN(small_config()).eval()
+
+
+def test_cached_outputs_give_the_models_own_detections(tiny_model):
+    items = random_items(5)
+    outputs = rpn_outputs(tiny_model, items, batch_size=2, device="cpu")
+    ours, counts = detections_with(tiny_model, outputs, ProposalVariant("nms", 300))
+    expected = detect(tiny_model, [image for image, _ in items], batch_size=3)
+    assert len(ours) == 5 and all(0 < c <= 300 for c in counts)
+    for a, b in zip(ours, expected):
+        for key in ("boxes", "scores", "labels"):
+            assert torch.allclose(a[key].float(), b[key].float(), atol=1e-5), key
+
+
+def test_ablate_proposals_and_recall(tiny_model):
+    items = random_items(4)
+    rows = [("t", "a", ProposalVariant("nms", 20), 1.0, ""), ("t", "b", ProposalVariant("random", 20), None, ""),
+            ("u", "a again", ProposalVariant("nms", 20), 2.0, "")]
+    results = ablate_proposals(tiny_model, items, rows, device="cpu")
+    assert [r["row"] for r in results] == ["a", "b", "a again"]
+    assert results[0]["map50"] == results[2]["map50"] and results[2]["paper"] == 2.0
+    assert all(0 <= r["map50"] <= 1 and r["proposals"] <= 20 for r in results)
+    recall = proposal_recall(tiny_model, rpn_outputs(tiny_model, items), top_ns=(5, 50, 500))
+    assert set(recall) == {"nms", "no_nms", "random", "no_regression"}
+    for curves in recall.values():
+        for values in curves.values():  # more proposals never find fewer objects
+            assert all(0 <= v <= 1 for v in values) and list(values) == sorted(values)
+
+
+def test_time_parts(tiny_model):
+    images = [image for image, _ in random_items(3)]
+    timing = time_parts(tiny_model, images, device="cpu", warmup=1, repeats=1)
+    assert {"conv", "proposals", "region-wise", "total"} <= set(timing) and timing["device"] == "cpu"
+    assert all(timing[k] > 0 for k in ("conv", "proposals", "region-wise"))
+    assert "paper VGG-16 (K40)" in ablations.timing_table({"here": timing})
+
+
+# ----------------------------------------------------------------------------- training-time pieces
+
+
+def test_rpn_box_loss_weight_scales_the_rpn_box_loss_only():
+    items = random_items(2)
+    images, targets = [x for x, _ in items], [t for _, t in items]
+    losses = {}
+    for weight in (1.0, 0.1):
+        torch.manual_seed(0)
+        model = FasterRCNN(small_config(rpn_box_loss_weight=weight)).train()
+        torch.manual_seed(1)
+        losses[weight] = model(images, targets)
+    assert torch.allclose(losses[0.1]["loss_rpn_box_reg"], 0.1 * losses[1.0]["loss_rpn_box_reg"])
+    for key in ("loss_objectness", "loss_classifier", "loss_box_reg"):
+        assert torch.equal(losses[0.1][key], losses[1.0][key])
+    assert DetectorConfig().rpn_box_loss_weight == 1.0 and lambda_to_weight(10) == 1.0
+
+
+def test_one_stage_labels_anchors_like_the_rpn():
+    model = OneStageDetector(small_config())
+    anchors = model.anchor_generator((128, 128), (16, 16))
+    _, target = random_items(1, seed=3)[0]
+    classes, matched = model.anchor_labels(anchors, target["boxes"], target["labels"])
+    rpn_labels, _ = assign_targets(anchors, target["boxes"], model.matcher, model.box_coder)
+    assert torch.equal(classes > 0, rpn_labels == 1) and torch.equal(classes == -1, rpn_labels == -1)
+    positive = classes > 0
+    gt_index = (matched[positive][:, None] == target["boxes"][None]).all(-1).float().argmax(1)
+    assert torch.equal(classes[positive], target["labels"][gt_index])
+    empty, _ = model.anchor_labels(anchors, torch.zeros(0, 4), torch.zeros(0, dtype=torch.int64))
+    assert (empty == 0).all()
+
+
+def test_one_stage_trains_and_detects():
+    items = random_items(2)
+    torch.manual_seed(0)
+    model = OneStageDetector(small_config()).train()
+    losses = model([x for x, _ in items], [t for _, t in items])
+    assert set(losses) == {"loss_classifier", "loss_box_reg"} and all(torch.isfinite(v) for v in losses.values())
+    sum(losses.values()).backward()
+    assert model.head.bbox_pred.weight.grad.abs().sum() > 0
+    detections = detect(model, [x for x, _ in items])
+    for det in detections:
+        assert len(det["boxes"]) <= 100 and set(det) == {"boxes", "scores", "labels"}
+        assert (det["labels"] >= 1).all() and (det["labels"] <= 10).all()
+        assert (det["boxes"] >= 0).all() and (det["boxes"] <= 128).all()
+    with pytest.raises(ValueError, match="needs targets"):
+        model.train()([x for x, _ in items])
+
+
+def test_rows_change_what_they_say():
+    base = DetectorConfig.course()
+    weights = [find_row("lambda", name).config().rpn_box_loss_weight for name in ("0.1", "1", "10", "100")]
+    assert weights == [0.01, 0.1, 1.0, 10.0]
+    anchors = {name: find_row("anchors", name).config() for name in ("1x1", "1x3", "3x1", "3x3")}
+    assert [len(c.anchor_sizes) * len(c.aspect_ratios) for c in anchors.values()] == [1, 3, 3, 9]
+    assert anchors["3x3"] == base and anchors["1x1"].anchor_sizes == (base.anchor_sizes[1],)
+    # The default rows are one training run; the two 4-step rows are another.
+    keys = {(r.table, r.name): run_key(row_settings(r)) for r in TRAINING_ROWS}
+    same = [k for k, v in keys.items() if v == keys[("baseline", "course")]]
+    assert same == [("baseline", "course"), ("anchors", "3x3"), ("lambda", "10"), ("sharing", "joint"),
+                    ("stages", "two-stage")]
+    assert keys[("sharing", "unshared")] == keys[("sharing", "shared")] != keys[("baseline", "course")]
+    assert len(set(keys.values())) == 9
+    with pytest.raises(KeyError, match="'anchors', '1x1'"):
+        find_row("anchors", "2x2")
+
+
+# ----------------------------------------------------------------------------- the results file
+
+
+def test_results_file_matches_the_script():
+    """data/results/ablations.json holds every row with the settings the code gives now.
+    If this fails after a change of DetectorConfig / TrainSettings defaults or of the rows,
+    re-run the command in the file's "command" entry (about 30 min on 2 CPU cores)."""
+    results = ablations.load_results()
+    expected = expected_rows(results["steps"], results["seeds"], results["limit"])
+    assert [(r["table"], r["name"]) for r in results["rows"]] == [(r["table"], r["name"]) for r in expected]
+    for row, want in zip(results["rows"], expected):
+        assert row["settings"] == want["settings"], f"{row['table']} / {row['name']}: settings differ from the code's"
+        assert 0 <= row["map50"] <= 1 and 0 <= row["ap"] <= 1 and row["train_seconds"] > 0
+        assert len(row["per_seed"]) == len(results["seeds"])
+        assert row["paper"] == find_row(row["table"], row["name"]).paper
+    assert results["limit"] == 0, "the results file must come from the full data"
+    assert results["command"].startswith("python -m minifrcnn ablations")
+    for key in ("python", "torch", "torchvision", "minifrcnn", "platform", "cpu_count", "threads", "device"):
+        assert key in results["environment"], key
+    baseline = results["baseline_weights"]
+    assert baseline["settings"] == results["rows"][0]["settings"][0]
+    test_time = results["test_time"]  # every test-time row, for the baseline's weights
+    assert test_time["sha256"] == baseline["sha256"] and test_time["images"] == 200
+    assert [(r["table"], r["row"]) for r in test_time["rows"]] == [(t, r) for t, r, *_ in ablations.TEST_TIME_ROWS]
+    assert test_time["rows_defined"] == json.loads(json.dumps(
+        [[t, r, {"mode": v.mode, "top_n": v.top_n}] for t, r, v, _, _ in ablations.TEST_TIME_ROWS]))
+
+
+def test_baseline_weights_are_small_and_load_safely():
+    results = ablations.load_results()
+    path = ablations.BASELINE_WEIGHTS
+    assert path.stat().st_size < 5e6
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == results["baseline_weights"]["sha256"]
+    state = load_checkpoint(path)  # weights_only=True
+    assert all(v.dtype in (torch.float16, torch.int64) for v in state.values())
+    model = ablations.load_baseline(results)
+    assert all(p.dtype == torch.float32 for p in model.parameters()) and not model.training
+
+
+# ----------------------------------------------------------------------------- the script
+
+
+def test_run_ablations_is_resumable(tmp_path, monkeypatch):
+    out = tmp_path / "ablations.json"
+    lines = []
+    results = run_ablations(out, steps=2, limit=8, only=["baseline", "lambda/0.1"], device="cpu", log=lines.append)
+    assert [(r["table"], r["name"]) for r in results["rows"]] == [("baseline", "course"), ("lambda", "0.1")]
+    assert sum("not selected" in line for line in lines) == len(TRAINING_ROWS) - 2
+    saved = json.loads(out.read_text())
+    assert saved["rows"] == results["rows"] and saved["steps"] == 2 and saved["seeds"] == [0]
+    assert (tmp_path / "baseline.pt").exists() and saved["baseline_weights"]["bytes"] < 5e6
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a row with the same settings was trained again")
+
+    monkeypatch.setattr(ablations, "train_run", no_training)
+    lines.clear()
+    again = run_ablations(out, steps=2, limit=8, only=["baseline", "lambda/0.1", "lambda/10"], device="cpu",
+                          log=lines.append)
+    assert sum("kept" in line for line in lines) == 2
+    assert [r["run_at"] for r in again["rows"][:2]] == [r["run_at"] for r in results["rows"]]
+    # lambda = 10 is the baseline's run: taken from the file, not trained
+    assert [(r["table"], r["name"]) for r in again["rows"]][2] == ("lambda", "10")
+    assert again["rows"][2]["per_seed"] == again["rows"][0]["per_seed"]
+    for only, force in ((["lambda/1"], False), (["lambda/0.1"], True)):  # a new row, a forced one
+        with pytest.raises(AssertionError, match="trained again"):
+            run_ablations(out, steps=2, limit=8, only=only, force=force, device="cpu", log=lines.append)
+
+
+def test_run_row_trains_one_row():
+    result = ablations.run_row("stages", "one-stage", steps=2, limit=8, device="cpu", progress=False)
+    assert isinstance(result["model"], OneStageDetector)
+    assert result["settings"] == row_settings(find_row("stages", "one-stage"), 2, 0, 8)
+    assert 0 <= result["map50"] <= 1 and result["train_seconds"] > 0
+
+
+def test_settings_follow_the_course_defaults(monkeypatch):
+    """The rows are built from DetectorConfig.course() when asked, so a new default reaches
+    every row (and makes the results file stale, which the test above then reports)."""
+    before = row_settings(find_row("anchors", "1x1"))
+    monkeypatch.setattr(DetectorConfig, "course", classmethod(lambda cls, **c: replace(cls(), head_hidden=48, **c)))
+    after = row_settings(find_row("anchors", "1x1"))
+    assert after["config"]["head_hidden"] == 48 and before["config"]["head_hidden"] != 48
+    assert after["config"]["anchor_sizes"] == before["config"]["anchor_sizes"]
