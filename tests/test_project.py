@@ -44,6 +44,10 @@ def test_notebook_committed_clean(path):
     assert "seed_everything" in first, "first cell must seed (minifrcnn.seed_everything)"
     text = json.dumps(nb)
     assert "set_matplotlib_formats" not in text and "'svg'" not in text, "no SVG figures"
+    for i, cell in enumerate(nb["cells"]):
+        # A generator script's "\approx" in a normal string becomes a bell character + "pprox".
+        bad = sorted({hex(ord(ch)) for ch in "".join(cell["source"]) if ord(ch) < 32 and ch not in "\n\t"})
+        assert not bad, f"cell {i} has control characters {bad} (an unescaped backslash in a generator?)"
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
