@@ -3,6 +3,7 @@
 The finished code of the course, one module per idea, in dependency order::
 
     boxes -> anchors -> matching -> nms -> backbone -> rpn -> roi_ops -> head -> detector -> training
+    -> schemes -> ablations
 
 plus ``data`` (the course dataset and photos), ``draw`` (pictures), ``explorers``
 (interactive widgets) and ``exercises`` (checkers for the lessons' exercises).

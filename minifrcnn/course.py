@@ -69,8 +69,10 @@ def _stub_function(node, lines, indent=""):
 
 def _stub_class(node, lines):
     """A class with every method stubbed; its header, docstring and attributes kept."""
-    out = lines[node.lineno - 1 if not node.decorator_list else node.decorator_list[0].lineno - 1:
-                node.body[0].lineno - 1]
+    def first_line(n):  # a decorated definition starts at its first decorator
+        return n.decorator_list[0].lineno if getattr(n, "decorator_list", None) else n.lineno
+
+    out = lines[first_line(node) - 1:first_line(node.body[0]) - 1]
     for item in node.body:
         if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef)):
             out += _stub_function(item, lines, indent=" " * item.col_offset)
@@ -218,7 +220,7 @@ def execute_notebook(path, timeout=CELL_TIMEOUT):
         (NotebookNode, float, str or None): the executed notebook, the wall time in seconds,
         and the error if a cell failed (the notebook then holds the outputs up to it).
     """
-    from nbclient.exceptions import CellExecutionError
+    from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 
     nb = nbformat.read(path, as_version=4)
     client = notebook_client(nb, Path(path).resolve().parent, timeout)
@@ -227,6 +229,8 @@ def execute_notebook(path, timeout=CELL_TIMEOUT):
         client.execute()
     except CellExecutionError as exc:
         error = str(exc)
+    except (CellTimeoutError, DeadKernelError) as exc:  # not CellExecutionErrors, but a failed lesson all the same
+        error = f"{type(exc).__name__}: {exc}"
     return nb, time.perf_counter() - start, error
 
 

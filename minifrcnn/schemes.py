@@ -282,7 +282,7 @@ def train_alternating(dataset, config=None, settings=None, steps_per_stage=None,
     settings = settings or TrainSettings()
     device = device or get_device()
     stage_steps = split_steps(settings.steps, steps_per_stage)
-    rpn_network = _new_detector(config, settings.seed)  # steps 1: its backbone and RPN are trained
+    rpn_network = _new_detector(config, settings.seed)  # step 1: its backbone and RPN are trained
     detector = _new_detector(config, settings.seed)  # steps 2-4: the same initial weights
     histories, seconds, unshared = {}, {}, None
     for step, steps in enumerate(stage_steps, start=1):
@@ -382,13 +382,15 @@ def proposal_gradient(model, images, targets):
             if not proposals[0].requires_grad:
                 return [p.detach() for p in proposals], [torch.zeros_like(p) for p in proposals]
             head = model.head
-            labels, regression_targets = [], []
+            labels, regression_targets, rois = [], [], []
             for p, t in zip(proposals, targets):
                 fixed = p.detach()
                 lab, matched = head_assign_targets(fixed, t["boxes"], t["labels"], head.matcher)
-                labels.append(lab.clamp(min=0))  # no ignored band in the head's matcher
-                regression_targets.append(head.box_coder.encode(matched, fixed))
-            logits, deltas = head.box_predictor(head.box_head(head.roi_op(features, proposals)))
+                keep = lab >= 0  # RoIs between the head's two thresholds (if any) take no loss
+                labels.append(lab[keep])
+                regression_targets.append(head.box_coder.encode(matched[keep], fixed[keep]))
+                rois.append(p[keep])  # indexing keeps the path back to the proposals
+            logits, deltas = head.box_predictor(head.box_head(head.roi_op(features, rois)))
             loss = sum(head_loss(logits, deltas, torch.cat(labels), torch.cat(regression_targets)))
             grads = torch.autograd.grad(loss, proposals, allow_unused=True)
         return ([p.detach() for p in proposals],

@@ -266,3 +266,12 @@ def test_make_targets_and_ignored_outputs():
     assert re.search(r"^site:", makefile, re.M) and "minifrcnn.course html site" in makefile
     ignored = (ROOT / ".gitignore").read_text().splitlines()
     assert "site/" in ignored and "student/" in ignored
+
+
+def test_a_decorated_first_method_keeps_its_decorators_once():
+    stub, names = stub_source("class Box:\n    @property\n    def area(self):\n        return 1\n\n"
+                              "    @staticmethod\n    def make():\n        return Box()\n")
+    assert names == ["area", "make"]
+    assert stub.count("@property") == 1 and stub.count("@staticmethod") == 1, stub
+    compile(stub, "stub", "exec")
+

@@ -16,8 +16,10 @@ WHY = {
 
 
 def _tiny_model():
-    torch.manual_seed(0)
-    return FasterRCNN(DetectorConfig.course(backbone_channels=(8, 8, 16), backbone_blocks=(1, 1, 1), head_hidden=16))
+    with torch.random.fork_rng():  # seeded, without resetting the learner's own random state
+        torch.manual_seed(0)
+        return FasterRCNN(DetectorConfig.course(backbone_channels=(8, 8, 16), backbone_blocks=(1, 1, 1),
+                                                head_hidden=16))
 
 
 def _cases():
