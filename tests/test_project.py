@@ -3,6 +3,7 @@ import json
 import re
 from pathlib import Path
 
+import nbformat
 import pytest
 import yaml
 
@@ -31,6 +32,9 @@ def test_there_are_lessons():
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_notebook_committed_clean(path):
     nb = json.loads(path.read_text())
+    missing = [i for i, c in enumerate(nb["cells"]) if "id" not in c]
+    assert not missing, f"cells {missing} have no id (added by a script?): the student edition keys on them"
+    nbformat.validate(nbformat.from_dict(nb))
     assert nb["metadata"]["kernelspec"]["name"] == "python3", "kernelspec must be python3"
     code = [c for c in nb["cells"] if c["cell_type"] == "code"]
     for i, cell in enumerate(code):
