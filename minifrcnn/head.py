@@ -165,6 +165,13 @@ def postprocess(class_logits, box_deltas, proposals, image_size, box_coder, sett
     labels = torch.arange(num_classes, device=scores.device).expand_as(scores)
     # One candidate per (proposal, non-background class).
     boxes, scores, labels = boxes[:, 1:].reshape(-1, 4), scores[:, 1:].reshape(-1), labels[:, 1:].reshape(-1)
+    return select_detections(boxes, scores, labels, settings)
+
+
+def select_detections(boxes, scores, labels, settings):
+    """The last steps of :func:`postprocess` on flat candidates ``(D, 4)``, ``(D,)``, ``(D,)``:
+    scores above the threshold, no tiny boxes, NMS per class, the best ``detections_per_image``
+    (lesson 07's explorer replays them with other thresholds)."""
     keep = torch.where(scores > settings.score_threshold)[0]
     boxes, scores, labels = boxes[keep], scores[keep], labels[keep]
     keep = remove_small_boxes(boxes, settings.min_box_size)

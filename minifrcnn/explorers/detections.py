@@ -26,7 +26,8 @@ from matplotlib.lines import Line2D
 from ..detector import detect
 from ..diagnosis import ERRORS, KINDS, classify_detections
 from ..draw import draw_box_outlines, draw_boxes, show_image
-from ..nms import batched_nms
+from ..head import HeadSettings
+from ..head import select_detections as head_select_detections
 from ._base import Explorer
 
 # One colour per kind; tab10's green / orange / purple / red / blue, and magenta for misses.
@@ -57,11 +58,10 @@ def select_detections(candidates, score_threshold=0.05, nms_threshold=0.3, detec
     Returns:
         dict: ``boxes``, ``scores``, ``labels`` of the kept detections, best score first.
     """
-    boxes, scores, labels = candidates["boxes"], candidates["scores"], candidates["labels"]
-    keep = torch.where(scores > score_threshold)[0]
-    boxes, scores, labels = boxes[keep], scores[keep], labels[keep]
-    keep = batched_nms(boxes, scores, labels, nms_threshold)[:detections_per_image]
-    return {"boxes": boxes[keep], "scores": scores[keep], "labels": labels[keep]}
+    # The candidates already passed the model's small-box filter: min_box_size 0 keeps them all.
+    settings = HeadSettings(score_threshold=score_threshold, nms_threshold=nms_threshold,
+                            detections_per_image=detections_per_image, min_box_size=0.0)
+    return head_select_detections(candidates["boxes"], candidates["scores"], candidates["labels"], settings)
 
 
 def detection_explorer_state(candidates, gt_boxes, gt_labels, score_threshold=0.5, nms_threshold=0.3,
