@@ -42,6 +42,7 @@ from .head import HeadSettings, assign_targets, postprocess
 from .matching import BalancedSampler, Matcher
 from .nms import batched_nms
 from .rpn import ImageBatch
+from .schemes import evaluate_model as schemes_evaluate_model
 from .schemes import split_steps, train_alternating
 from .train_rpn import recall_vs_proposals
 from .training import TrainSettings, load_checkpoint, train
@@ -604,13 +605,11 @@ def train_run(kind, config, settings, train_data, device, progress=False):
     raise ValueError(f"unknown kind {kind!r}: 'joint', 'one_stage' or 'alternating'")
 
 
-def evaluate_model(model, test_data, num_classes):
-    """``{"map50", "ap", "eval_seconds"}`` of ``model`` on cached ``(image, target)`` items."""
-    start = time.perf_counter()
-    detections = detect(model, [image for image, _ in test_data])
-    result = score(detections, [target for _, target in test_data], num_classes)
-    result["eval_seconds"] = time.perf_counter() - start
-    return result
+def evaluate_model(model, test_data):
+    """``{"map50", "ap", "eval_seconds"}`` of ``model`` on cached ``(image, target)`` items
+    (:func:`minifrcnn.schemes.evaluate_model`, under the results file's key names)."""
+    result = schemes_evaluate_model(model, test_data)
+    return {"map50": result["map50"], "ap": result["ap"], "eval_seconds": result["seconds"]}
 
 
 def run_row(table, name, steps=None, seed=0, limit=0, device=None, progress=True, train_data=None,
@@ -628,7 +627,7 @@ def run_row(table, name, steps=None, seed=0, limit=0, device=None, progress=True
                        progress)
     seconds = time.perf_counter() - start
     model = models[row.output]
-    return {**evaluate_model(model, test_data, row.config().num_classes), "train_seconds": seconds,
+    return {**evaluate_model(model, test_data), "train_seconds": seconds,
             "settings": settings, "model": model}
 
 
@@ -805,15 +804,14 @@ def run_ablations(out=RESULTS_FILE, steps=None, seeds=(0,), limit=0, force=False
                 models = train_run(row.kind, _config(settings), TrainSettings(**_train_settings(settings)),
                                    train_data, device)
                 seconds = time.perf_counter() - t0
-                num_classes = settings["config"]["num_classes"]
-                fresh[key] = {name: {**evaluate_model(m, test_data, num_classes), "train_seconds": seconds,
+                fresh[key] = {name: {**evaluate_model(m, test_data), "train_seconds": seconds,
                                      "seed": seed, "load_average_before": load,
                                      "load_average_after": _load_average()}
                               for name, m in models.items()}
                 if is_baseline and seed == seeds[0]:
                     sha = save_half(models["model"], weights)
                     rounded = load_baseline({"baseline_weights": {"config": settings["config"]}}, weights)
-                    scored = evaluate_model(rounded, test_data, num_classes)
+                    scored = evaluate_model(rounded, test_data)
                     results["baseline_weights"] = {
                         "path": weights.name, "sha256": sha, "bytes": weights.stat().st_size, "dtype": "float16",
                         "settings": settings, "config": settings["config"], "map50": scored["map50"],
