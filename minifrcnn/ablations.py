@@ -36,7 +36,7 @@ from torch import nn
 from .anchors import AnchorGenerator
 from .boxes import BoxCoder, clip_boxes_to_image, remove_small_boxes
 from .data import DATA_DIR, cache, load_digits
-from .detector import DetectorConfig, FasterRCNN, ImagePreparation, check_inputs, detect, make_backbone
+from .detector import DetectorConfig, FasterRCNN, ImagePreparation, check_inputs, make_backbone
 from .evaluation import evaluate_coco, evaluate_voc
 from .head import HeadSettings, assign_targets, postprocess
 from .matching import BalancedSampler, Matcher
