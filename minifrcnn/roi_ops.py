@@ -294,12 +294,20 @@ def _sample_rois(features, rois, output_size, spatial_scale, sampling_ratio, ali
         grid = torch.ceil(length.detach() / torch.tensor([PW, PH], device=rois.device)).clamp(min=0).long()
     a_x = _interpolation_matrix(start[:, 0], length[:, 0], PW, grid[:, 0], W)  # (K, PW, W)
     a_y = _interpolation_matrix(start[:, 1], length[:, 1], PH, grid[:, 1], H)  # (K, PH, H)
-    out = features.new_zeros(len(rois), PH, C, PW)
+    pieces, where = [], []
     for b in range(N):  # one image at a time, a chunk of its RoIs at a time
         rows = features[b].transpose(0, 1).reshape(H, C * W)  # (H, C * W)
         for k in (rois[:, 0] == b).nonzero()[:, 0].split(max(1, _CHUNK // (PH * C * W))):
             mixed = (a_y[k].reshape(-1, H) @ rows).reshape(len(k), PH * C, W)  # A_y @ f: (k, PH * C, W)
-            out.index_copy_(0, k, torch.bmm(mixed, a_x[k].transpose(1, 2)).reshape(len(k), PH, C, PW))
+            pieces.append(torch.bmm(mixed, a_x[k].transpose(1, 2)).reshape(len(k), PH, C, PW))
+            where.append(k)
+    out = torch.cat(pieces) if pieces else features.new_zeros(0, PH, C, PW)
+    where = torch.cat(where) if where else rois.new_zeros(0, dtype=torch.long)
+    if len(where) != len(rois) or not torch.equal(where, torch.arange(len(rois), device=where.device)):
+        # RoIs not in image order (or with a batch index outside the batch: zeros). One
+        # out-of-place copy: writing each piece into a shared tensor in place would make
+        # autograd copy that whole tensor's gradient once per piece (slow for training).
+        out = features.new_zeros(len(rois), PH, C, PW).index_copy(0, where, out)
     return out.transpose(1, 2).contiguous()  # (K, C, PH, PW)
 
 

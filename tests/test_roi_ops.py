@@ -125,6 +125,27 @@ def test_list_of_boxes_equals_the_k5_tensor(fn):
     assert torch.equal(R.as_roi_tensor(boxes), rois)
 
 
+@pytest.mark.parametrize("order", ["by image", "shuffled"])
+def test_roi_align_in_image_order_or_not_equals_torchvision(order):
+    """RoI Align assembles its output in one piece when the RoIs come image by image (the
+    detector's case) and scatters it otherwise: both equal torchvision, gradients too."""
+    g = torch.Generator().manual_seed(5)
+    features = torch.randn(3, 4, 16, 16, generator=g, dtype=torch.float64)
+    rois = random_rois(90, 3, (128, 128), g)
+    rois = rois[torch.sort(rois[:, 0], stable=True).indices]
+    if order == "shuffled":
+        rois = rois[torch.randperm(len(rois), generator=g)]
+    compare(R.roi_align, tv.roi_align, features, rois, torch.float64, "cpu", output_size=7,
+            spatial_scale=1 / 8, sampling_ratio=2, aligned=True)
+
+
+def test_roi_align_gives_zeros_for_a_batch_index_outside_the_batch():
+    features = torch.randn(2, 3, 8, 8)
+    rois = torch.tensor([[0, 8.0, 8, 40, 40], [5, 8, 8, 40, 40], [1, 0, 0, 60, 30]])
+    out = R.roi_align(features, rois, 7, 1 / 8, 2, True)
+    assert out.shape == (3, 3, 7, 7) and not out[1].any() and out[0].any() and out[2].any()
+
+
 @pytest.mark.parametrize("fn", [R.roi_pool, R.roi_align, R.roi_warp])
 def test_no_rois(fn):
     out = fn(torch.randn(2, 4, 8, 8), torch.zeros(0, 5), (7, 6), 1 / 16)
