@@ -13,7 +13,7 @@ from minifrcnn.ablations import (TRAINING_ROWS, OneStageDetector, ProposalVarian
                                  row_settings, rpn_outputs, run_ablations, run_key, select_proposals, time_parts)
 from minifrcnn.boxes import BoxCoder, box_iou, clip_boxes_to_image, remove_small_boxes
 from minifrcnn.detector import DetectorConfig, FasterRCNN, detect
-from minifrcnn.rpn import ProposalSettings, assign_targets, generate_proposals
+from minifrcnn.rpn import ProposalSettings, generate_proposals
 from minifrcnn.training import load_checkpoint
 
 
@@ -162,16 +162,23 @@ def test_rpn_box_loss_weight_scales_the_rpn_box_loss_only():
     assert DetectorConfig().rpn_box_loss_weight == 1.0 and lambda_to_weight(10) == 1.0
 
 
-def test_one_stage_labels_anchors_like_the_rpn():
+def test_one_stage_labels_anchors_by_fast_rcnns_rule():
+    """Foreground: IoU >= 0.5 with an object, or an object's best anchor, with that object's
+    class; background: the rest (no ignored band); then 64 sampled, up to half foreground."""
     model = OneStageDetector(small_config())
     anchors = model.anchor_generator((128, 128), (16, 16))
     _, target = random_items(1, seed=3)[0]
     classes, matched = model.anchor_labels(anchors, target["boxes"], target["labels"])
-    rpn_labels, _ = assign_targets(anchors, target["boxes"], model.matcher, model.box_coder)
-    assert torch.equal(classes > 0, rpn_labels == 1) and torch.equal(classes == -1, rpn_labels == -1)
+    iou = box_iou(target["boxes"], anchors)  # (G, A)
+    best_of_an_object = ((iou == iou.max(1, keepdim=True).values) & (iou > 0)).any(0)
+    assert torch.equal(classes > 0, (iou.max(0).values >= 0.5) | best_of_an_object)
+    assert not (classes == -1).any()
     positive = classes > 0
     gt_index = (matched[positive][:, None] == target["boxes"][None]).all(-1).float().argmax(1)
     assert torch.equal(classes[positive], target["labels"][gt_index])
+    chosen_positive, chosen_negative = model.sampler(classes)
+    assert int(chosen_positive.sum()) == min(32, int(positive.sum()))
+    assert int((chosen_positive | chosen_negative).sum()) == 64
     empty, _ = model.anchor_labels(anchors, torch.zeros(0, 4), torch.zeros(0, dtype=torch.int64))
     assert (empty == 0).all()
 
