@@ -36,7 +36,7 @@ from torch import nn
 from .anchors import AnchorGenerator
 from .boxes import BoxCoder, clip_boxes_to_image, remove_small_boxes
 from .data import DATA_DIR, cache, load_digits
-from .detector import DetectorConfig, FasterRCNN, ImagePreparation, check_inputs, make_backbone
+from .detector import DetectorConfig, FasterRCNN, ImagePreparation, make_backbone, prepare_inputs
 from .evaluation import evaluate_coco, evaluate_voc
 from .head import HeadSettings, assign_targets, postprocess
 from .matching import BalancedSampler, Matcher
@@ -438,11 +438,7 @@ class OneStageDetector(nn.Module):
         return {"loss_classifier": loss_classifier, "loss_box_reg": loss_box}
 
     def forward(self, images, targets=None):
-        images = check_inputs(images, targets if self.training else None, self.config.num_classes)
-        if self.training and targets is None:
-            raise ValueError("training mode needs targets (call model.eval() to detect)")
-        original_sizes = [tuple(image.shape[-2:]) for image in images]
-        batch, sizes, targets = self.transform(images, targets)
+        batch, sizes, targets, original_sizes = prepare_inputs(self, images, targets)
         features = self.backbone(batch)
         logits, deltas = self.head(features)
         anchors = self.anchor_generator(tuple(batch.shape[-2:]), tuple(features.shape[-2:]),

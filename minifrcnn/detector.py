@@ -194,6 +194,24 @@ def check_inputs(images, targets, num_classes):
     return images
 
 
+def prepare_inputs(model, images, targets=None):
+    """What a detector's forward does first: check the inputs (the targets in training mode,
+    where they are required), remember each image's size, then normalise, resize and batch
+    (``model.transform``). Shared by :class:`FasterRCNN` and the one-stage detector of
+    ``minifrcnn.ablations``.
+
+    Returns:
+        (Tensor, list, list or None, list): the batch ``(N, 3, H, W)``, the sizes after
+        resizing, the targets in resized coordinates, and the input sizes.
+    """
+    images = check_inputs(images, targets if model.training else None, model.config.num_classes)
+    if model.training and targets is None:
+        raise ValueError("training mode needs targets (call model.eval() to detect)")
+    original_sizes = [tuple(image.shape[-2:]) for image in images]
+    batch, sizes, targets = model.transform(images, targets)
+    return batch, sizes, targets, original_sizes
+
+
 def check_joint_training(config):
     """Non-approximate joint training needs an RoI op that is differentiable in the boxes."""
     if config.joint_training not in ("approximate", "non-approximate"):
@@ -240,11 +258,7 @@ class FasterRCNN(nn.Module):
         self.head = DetectionHead(roi_op, pooled, config.head_hidden, config.num_classes, config.head_settings())
 
     def forward(self, images, targets=None):
-        images = check_inputs(images, targets if self.training else None, self.config.num_classes)
-        if self.training and targets is None:
-            raise ValueError("training mode needs targets (call model.eval() to detect)")
-        original_sizes = [tuple(image.shape[-2:]) for image in images]
-        batch, sizes, targets = self.transform(images, targets)
+        batch, sizes, targets, original_sizes = prepare_inputs(self, images, targets)
         features = self.backbone(batch)
         proposals, rpn_losses = self.rpn(ImageBatch(batch, sizes), features, targets, propose=True)
         # Approximate joint training (section 3.2): the proposals are detached inside the
