@@ -36,8 +36,8 @@ import torch  # noqa: E402
 import minifrcnn.detector as detector_module  # noqa: E402
 from minifrcnn.backbone import SmallBackbone  # noqa: E402
 from minifrcnn.data import cache, load_digits  # noqa: E402
-from minifrcnn.detector import DetectorConfig, FasterRCNN, detect  # noqa: E402
-from minifrcnn.evaluation import evaluate_coco, evaluate_voc  # noqa: E402
+from minifrcnn.detector import DetectorConfig, FasterRCNN  # noqa: E402
+from minifrcnn.schemes import evaluate_model  # noqa: E402
 from minifrcnn.training import TrainSettings, train  # noqa: E402
 
 # name=value -> (DetectorConfig changes, TrainSettings changes), shared with the side-by-side benchmark.
@@ -46,14 +46,8 @@ from bench_detector import parse_sets as parse_assignments  # noqa: E402  (this 
 
 
 def score(model, split_items):
-    images, targets = [x for x, _ in split_items], [y for _, y in split_items]
-    start = time.perf_counter()
-    detections = detect(model, images, batch_size=25)
-    seconds = time.perf_counter() - start
-    num_classes = model.config.num_classes
-    return {"map50": round(evaluate_voc(detections, targets, num_classes)["map"], 4),
-            "ap": round(evaluate_coco(detections, targets, num_classes)["ap"], 4),
-            "infer_s": round(seconds, 1)}
+    result = evaluate_model(model, split_items, batch_size=25, device="cpu")
+    return {"map50": round(result["map50"], 4), "ap": round(result["ap"], 4), "infer_s": round(result["seconds"], 1)}
 
 
 def main(argv=None):
