@@ -1,6 +1,6 @@
 """Command line: train, evaluate and run the course's detector.
 
-    python -m minifrcnn train [--steps 1500] [--out runs/course]
+    python -m minifrcnn train [--steps 1200] [--out runs/course]
     python -m minifrcnn evaluate [--checkpoint runs/course/checkpoint.pt] [--split test]
     python -m minifrcnn detect IMAGE... [--checkpoint ...] [--out-dir runs/course/detections]
     python -m minifrcnn ablations [--out data/results/ablations.json] [--steps N] [--seeds 0 1]

@@ -769,6 +769,7 @@ def run_ablations(out=RESULTS_FILE, steps=None, seeds=(0,), limit=0, force=False
     selected = lambda row: not only or row.table in only or f"{row.table}/{row.name}" in only  # noqa: E731
     train_data = test_data = None
     fresh = {}  # run key -> {output: [per-seed metrics]}, trained in this call
+    rows_run = []  # "table/name" of the rows (re)computed in this call
     start_all = time.perf_counter()
     for i, (row, expected) in enumerate(zip(TRAINING_ROWS, wanted), 1):
         tag = f"[{i}/{len(TRAINING_ROWS)}] {row.table} / {row.name}"
@@ -824,13 +825,19 @@ def run_ablations(out=RESULTS_FILE, steps=None, seeds=(0,), limit=0, force=False
                  "per_seed": per_seed, "settings": expected["settings"],
                  "run_at": time.strftime("%Y-%m-%d %H:%M:%S")}
         results["rows"].append(entry)
+        rows_run.append(f"{row.table}/{row.name}")
         results["finished"] = time.strftime("%Y-%m-%d %H:%M:%S")
         _write(out, results)
         log(f"{tag}: mAP@0.5 {entry['map50']:.3f}  AP {entry['ap']:.3f}  (paper {row.paper})  "
             f"train {entry['train_seconds']:.0f} s, {time.perf_counter() - start_all:.0f} s so far")
-    _test_time_section(results, weights, test_data, limit, log)
+    if _test_time_section(results, weights, test_data, limit, log):
+        rows_run.append("test-time")
     results["finished"] = time.strftime("%Y-%m-%d %H:%M:%S")
     results["seconds"] = time.perf_counter() - start_all  # this call's (a resumed run: the rest only)
+    # Every call that changed the file, oldest first: "command" above is only the last one.
+    results["history"] = old.get("history", []) + [
+        {"command": results["command"], "started": results["started"], "finished": results["finished"],
+         "seconds": round(results["seconds"], 1), "rows_run": rows_run}] if rows_run else old.get("history", [])
     runs = {p["run"]: p["train_seconds"] + p["eval_seconds"] for r in results["rows"] for p in r["per_seed"]}
     results["training_seconds_all_rows"] = sum(runs.values())  # every training run of the file, once
     _write(out, results)
@@ -839,14 +846,14 @@ def run_ablations(out=RESULTS_FILE, steps=None, seeds=(0,), limit=0, force=False
 
 def _test_time_section(results, weights, test_data, limit, log):
     """Every test-time ablation of the saved baseline (its float16 weights, the test split),
-    unless the file already has them for the same weights."""
+    unless the file already has them for the same weights. Returns whether it ran them."""
     baseline = results.get("baseline_weights")
     if baseline is None or not weights.exists():
-        return
+        return False
     previous = results.get("test_time") or {}
     if previous.get("sha256") == baseline["sha256"] and previous.get("rows_defined") == _plain(
             [[t, r, asdict(v)] for t, r, v, _, _ in TEST_TIME_ROWS]):
-        return
+        return False
     start = time.perf_counter()
     test_data = test_data if test_data is not None else _load("test", limit)
     model = load_baseline(results, weights)
@@ -854,6 +861,7 @@ def _test_time_section(results, weights, test_data, limit, log):
                             "rows_defined": _plain([[t, r, asdict(v)] for t, r, v, _, _ in TEST_TIME_ROWS]),
                             "rows": ablate_proposals(model, test_data, seed=0)}
     log(f"test-time ablations of the baseline: {time.perf_counter() - start:.0f} s")
+    return True
 
 
 # The row each table's changes are measured from (the paper's default setting).

@@ -234,6 +234,7 @@ def test_results_file_matches_the_script():
         assert len(row["per_seed"]) == len(results["seeds"])
         assert row["paper"] == find_row(row["table"], row["name"]).paper
     assert results["limit"] == 0, "the results file must come from the full data"
+    assert results["steps"] == ablations.default_steps(), "the baseline must be the course's detector (TrainSettings().steps)"
     assert results["command"].startswith("python -m minifrcnn ablations")
     for key in ("python", "torch", "torchvision", "minifrcnn", "platform", "cpu_count", "threads", "device"):
         assert key in results["environment"], key
@@ -269,6 +270,7 @@ def test_run_ablations_is_resumable(tmp_path, monkeypatch):
     saved = json.loads(out.read_text())
     assert saved["rows"] == results["rows"] and saved["steps"] == 2 and saved["seeds"] == [0]
     assert (tmp_path / "baseline.pt").exists() and saved["baseline_weights"]["bytes"] < 5e6
+    assert [h["rows_run"] for h in saved["history"]] == [["baseline/course", "lambda/0.1", "test-time"]]
 
     def no_training(*args, **kwargs):
         raise AssertionError("a row with the same settings was trained again")
@@ -282,6 +284,8 @@ def test_run_ablations_is_resumable(tmp_path, monkeypatch):
     # lambda = 10 is the baseline's run: taken from the file, not trained
     assert [(r["table"], r["name"]) for r in again["rows"]][2] == ("lambda", "10")
     assert again["rows"][2]["per_seed"] == again["rows"][0]["per_seed"]
+    assert [h["rows_run"] for h in again["history"]] == [["baseline/course", "lambda/0.1", "test-time"],
+                                                          ["lambda/10"]]  # each call that changed the file
     for only, force in ((["lambda/1"], False), (["lambda/0.1"], True)):  # a new row, a forced one
         with pytest.raises(AssertionError, match="trained again"):
             run_ablations(out, steps=2, limit=8, only=only, force=force, device="cpu", log=lines.append)
