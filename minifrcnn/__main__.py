@@ -7,7 +7,7 @@
 
 Defaults train on the course's digits (data/digits) and write into runs/course/: the
 checkpoint (resumable), the loss history and metrics as JSON, and annotated images.
-``ablations`` trains the paper's training-time ablations (lesson 09; ~30 min on 2 CPU cores),
+``ablations`` trains the paper's training-time ablations (lesson 09; ~45 min on 2 CPU cores),
 resumable row by row; see ``minifrcnn.ablations``.
 """
 import argparse

@@ -224,7 +224,7 @@ def test_rows_change_what_they_say():
 def test_results_file_matches_the_script():
     """data/results/ablations.json holds every row with the settings the code gives now.
     If this fails after a change of DetectorConfig / TrainSettings defaults or of the rows,
-    re-run the command in the file's "command" entry (about 30 min on 2 CPU cores)."""
+    re-run the command in the file's "command" entry (about 45 min on 2 CPU cores)."""
     results = ablations.load_results()
     expected = expected_rows(results["steps"], results["seeds"], results["limit"])
     assert [(r["table"], r["name"]) for r in results["rows"]] == [(r["table"], r["name"]) for r in expected]
