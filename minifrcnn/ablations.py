@@ -835,9 +835,11 @@ def run_ablations(out=RESULTS_FILE, steps=None, seeds=(0,), limit=0, force=False
     results["finished"] = time.strftime("%Y-%m-%d %H:%M:%S")
     results["seconds"] = time.perf_counter() - start_all  # this call's (a resumed run: the rest only)
     # Every call that changed the file, oldest first: "command" above is only the last one.
-    results["history"] = old.get("history", []) + [
-        {"command": results["command"], "started": results["started"], "finished": results["finished"],
-         "seconds": round(results["seconds"], 1), "rows_run": rows_run}] if rows_run else old.get("history", [])
+    results["history"] = old.get("history", [])
+    if rows_run:
+        results["history"].append({"command": results["command"], "started": results["started"],
+                                   "finished": results["finished"], "seconds": round(results["seconds"], 1),
+                                   "rows_run": rows_run})
     runs = {p["run"]: p["train_seconds"] + p["eval_seconds"] for r in results["rows"] for p in r["per_seed"]}
     results["training_seconds_all_rows"] = sum(runs.values())  # every training run of the file, once
     _write(out, results)

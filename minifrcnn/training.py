@@ -37,7 +37,7 @@ class TrainSettings:
     weight decay 5e-4, lr 0.001 for 60k mini-batches then 0.0001; the course trains from
     scratch for a few hundred steps, so it uses a larger rate, a warm-up and a decay)."""
 
-    steps: int = 1200  # ~3 min on 2 idle CPU cores at ~0.16 s/step: lesson 07's 4-minute budget (benchmarks/README.md)
+    steps: int = 1200  # lesson 09's baseline; 3-4 min on 2 idle CPU cores (lesson 07 trains 1,000: benchmarks/README.md)
     batch_size: int = 8
     lr: float = 0.06  # from scratch with BatchNorm (benchmarks/tune_detector.py)
     momentum: float = 0.9
