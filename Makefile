@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 # Extra pytest options, e.g. make test PYTEST_ARGS="-x -k boxes"
 PYTEST_ARGS ?=
 
-.PHONY: lab test test-package test-notebooks student site clean-venv
+.PHONY: lab test test-package test-notebooks student site clean-venv gpu-bundle gpu-dry-run
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -48,3 +48,30 @@ site: $(STAMP)
 
 clean-venv:
 	rm -rf $(VENV)
+
+# GPU validation in one device call (issue 16; benchmarks/README.md, "GPU validation"):
+#   make gpu-bundle    .gpu-bundle/: the wheels (CPython 3.12, manylinux x86_64) of what the tests and
+#                      lessons need that the lent GPU machine lacks; then a device call runs
+#                      `bash benchmarks/gpu_check.sh` with carry [".gpu-bundle"]
+#   make gpu-bundle GPU_BUNDLE_PYTHON=3.11 GPU_BUNDLE=.gpu-bundle-py311   the same for this machine
+#   make gpu-dry-run   that script here, on the CPU, in a venv that looks like the GPU machine
+#                      (GPU_DRY_VENV), with a bundle for this Python and a subset (GPU_DRY_ARGS)
+GPU_BUNDLE_PYTHON ?= 3.12
+GPU_BUNDLE ?= .gpu-bundle
+GPU_DRY_VENV ?= /tmp/minifrcnn-gpu-dry
+GPU_DRY_ARGS ?= --tests-k "nms or boxes" --lessons "01 03" --workers 2 --nb-workers 2 --train-steps 5 \
+	--timing-args "--train-images 64 --test-images 24 --repeats 1" --bench-steps 2 --bench-args "--quick --threads 1"
+BUNDLE_PY = $(if $(wildcard $(PY)),$(PY),$(PYTHON))
+# The bundle for the GPU machine resolves against its torch 2.11 / torchvision 0.26 / numpy 2.5;
+# one for another Python, against this venv's versions.
+gpu-bundle:
+	$(BUNDLE_PY) benchmarks/gpu_report.py bundle --python $(GPU_BUNDLE_PYTHON) --dest $(GPU_BUNDLE) \
+		$(if $(filter-out 3.12,$(GPU_BUNDLE_PYTHON)),--pins-from $(PY))
+
+gpu-dry-run:
+	@test -x $(PY) || { echo "make gpu-dry-run needs $(PY): run make test-package once"; exit 1; }
+	$(MAKE) gpu-bundle GPU_BUNDLE_PYTHON=$$($(PY) -c 'import sys; print("%d.%d" % sys.version_info[:2])') \
+		GPU_BUNDLE=.gpu-bundle-dry
+	$(PY) benchmarks/gpu_report.py dry-env $(GPU_DRY_VENV)
+	OUT=build/gpu-check-dry nice -n 19 bash benchmarks/gpu_check.sh --python $(GPU_DRY_VENV)/bin/python \
+		--bundle .gpu-bundle-dry --device cpu $(GPU_DRY_ARGS)

@@ -1,35 +1,41 @@
-"""Benchmark: minifrcnn's Faster R-CNN against torchvision's, side by side in one run.
+"""Benchmark: minifrcnn's Faster R-CNN against torchvision's, side by side in one run, over
+several seeds, with the course's old from-scratch recipe beside them.
 
-Both detectors get the same configuration (``DetectorConfig`` defaults, or ``--set``
-overrides), the same data (the course digits' train split, cached in memory), the same seed,
-the same initial weights (``torchvision_twin(model)`` builds torchvision's ``FasterRCNN`` with
-our settings, and ``load_torchvision_weights`` copies its weights into ours), the same
-``TrainSettings`` and number of steps, and the same loop (``minifrcnn.training.train``). The
-twin's random choice of training size is taken out (``twin.transform.torch_choice``), so both
-draw the same anchor and proposal samples from the same seed: the first step's losses agree.
+For each seed, three detectors train on the course digits' train split (cached in memory)
+and are scored on the test split:
 
-What differs is the code: ours (``minifrcnn.detector``) against torchvision's
-(``torchvision.models.detection``), including the RoI op. Our head uses
-``RoIOp("align")``, whose default implementation is minifrcnn's ``roi_ops.roi_align``; the
-twin uses ``MultiScaleRoIAlign``, i.e. torchvision's C++ ``roi_align`` kernel (single-threaded
-on the CPU). ``--roi-implementation torchvision`` switches ours to that kernel too, to isolate
-the rest of the model.
+* **minifrcnn**: ``FasterRCNN(DetectorConfig.course())`` trained with ``TrainSettings()``,
+  the course's recipe (lesson 08): the pretrained backbone, fine-tuned;
+* **torchvision**: torchvision's ``FasterRCNN`` with the same configuration
+  (``torchvision_twin``), the same initial weights (the pretrained backbone and the same
+  head: its weights are copied into ours by ``load_torchvision_weights``), the same
+  ``TrainSettings``, loop (``minifrcnn.training.train``) and seed; the twin's random choice of
+  training size is taken out (``twin.transform.torch_choice``), so both draw the same anchor
+  and proposal samples and the first step's losses agree;
+* **old recipe** (``--no-old`` leaves it out): minifrcnn's detector as the course trained it
+  before it had a pretrained backbone: from scratch, 128 px images, anchors 16 / 32 / 64,
+  1,000 SGD steps of 8 images (:data:`OLD_RECIPE`).
 
-Measured:
+What differs between the first two is the code: ours (``minifrcnn.detector``) against
+torchvision's (``torchvision.models.detection``), including the RoI op (ours:
+``RoIOp("align")``, minifrcnn's ``roi_ops.roi_align``; the twin: ``MultiScaleRoIAlign``,
+torchvision's C++ kernel, single-threaded on the CPU; ``--roi-implementation torchvision``
+gives ours that kernel too).
 
-* training images/s: ``steps * batch_size / seconds`` of ``train(...)``;
-* inference images/s on the test split: batches of ``--batch`` images, eval mode, no grad,
-  one warm-up batch, then ``--repeats`` timed passes over the split (median); the two models
-  take turns in every repeat, so a burst of load on a shared machine hits both;
-* test VOC mAP@0.5 (``evaluate_voc``) and COCO AP@[.5:.95] (``evaluate_coco``).
+Measured per seed: training images/s (``steps * batch_size / seconds`` of ``train``),
+inference images/s on the test split (batches of ``--batch``, eval mode, no grad, a warm-up
+batch, then ``--repeats`` passes, the detectors taking turns; median), test VOC mAP@0.5 and
+COCO AP@[.5:.95]. Reported: each detector's mean and standard deviation over the seeds, and
+the mean of the per-seed speed ratios minifrcnn / torchvision.
 
-Targets (issue 5): minifrcnn's test mAP@0.5 at least torchvision's - 0.01, and >= 0.90;
-training and inference images/s at least 0.9x torchvision's.
+Targets (issue 12): minifrcnn's mean mAP@0.5 no lower than torchvision's minus one standard
+deviation; training and inference at least 1.0x torchvision's images/s; mean test
+mAP@0.5 >= 0.90.
 
-    python benchmarks/bench_detector.py                       # defaults; results/detector_vs_torchvision.json
-    python benchmarks/bench_detector.py --steps 300 --order tv-first
+    python benchmarks/bench_detector.py                       # 3 seeds; results/detector_vs_torchvision.json
+    python benchmarks/bench_detector.py --seeds 0 --no-old --steps 300
     python benchmarks/bench_detector.py --set lr=0.04 --set anchor_sizes=16,32,64
-    python benchmarks/bench_detector.py --quick               # 5 steps, 16 test images: a smoke test
+    python benchmarks/bench_detector.py --quick               # 5 steps, 16 test images, one seed: a smoke test
 
 ``--set name=value`` sets any field of ``DetectorConfig`` or ``TrainSettings`` (Python
 literals: ``8,8,16`` is a tuple, ``0.04`` a float; bare words are strings).
@@ -66,6 +72,11 @@ CONFIG_FIELDS = {f.name: f for f in fields(DetectorConfig)}
 TRAIN_FIELDS = {f.name: f for f in fields(TrainSettings)}
 NAMES = ("minifrcnn", "torchvision")
 QUICK_TRAIN_IMAGES = 64  # --quick trains on the first 64 training images (decoding all 1,200 takes ~25 s)
+# The course's recipe before the pretrained backbone (lesson 07 of 2026-11-29): trained from scratch on the
+# images at their 128 px, anchors 16 / 32 / 64, 1,000 steps (test mAP@0.5 0.741 then, seed 0).
+OLD_RECIPE = {"config": {"min_size": 128, "max_size": 128, "anchor_sizes": (16, 32, 64), "backbone_weights": None,
+                         "backbone_frozen_stages": 0},
+              "train": {"steps": 1000, "batch_size": 8, "lr": 0.06, "weight_decay": 1e-4, "warmup_steps": 50}}
 
 
 def parse_sets(items):
@@ -180,23 +191,114 @@ def fmt(value, digits):
     return f"{value:.{digits}f}" if math.isfinite(value) else str(value)
 
 
-def table(r):
-    o, t = r["minifrcnn"], r["torchvision"]
-    rows = [("train images/s", o["train_images_per_s"], t["train_images_per_s"], r["ratios"]["train"], 1, "x"),
-            ("inference images/s", o["inference_images_per_s"], t["inference_images_per_s"],
-             r["ratios"]["inference"], 1, "x"),
-            ("test mAP@0.5", o["test_map50"], t["test_map50"], r["differences"]["map50"], 4, "+"),
-            ("test AP@[.5:.95]", o["test_ap"], t["test_ap"], r["differences"]["ap"], 4, "+")]
-    lines = ["| | minifrcnn | torchvision | ratio / difference |", "|---|---:|---:|---:|"]
-    for name, a, b, c, d, kind in rows:
-        cell = f"{fmt(c, 2)}x" if kind == "x" else f"{c:+.4f}"
-        lines.append(f"| {name} | {fmt(a, d)} | {fmt(b, d)} | {cell} |")
+def mean_std(values):
+    values = list(values)
+    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+
+
+def train_and_time(name, model, items, settings, device):
+    seconds, cpu_seconds, history = time_training(model, items, settings, device)
+    result = {"train_s": seconds, "train_cpu_s": cpu_seconds,  # CPU time of all threads: less sensitive to load
+              "train_loadavg_after": os.getloadavg()[0],
+              "train_images_per_s": settings.steps * settings.batch_size / seconds,
+              "first_step_losses": {k: v for k, v in history[0].items() if k.startswith("loss")},
+              "last_losses_mean20": mean_last(history)}
+    print(f"  {name:11s} trained {settings.steps} steps in {seconds:.1f} s ({result['train_images_per_s']:.1f} "
+          f"images/s, CPU {cpu_seconds:.1f} s, load {result['train_loadavg_after']:.2f}), first loss "
+          f"{history[0]['loss']:.4f}, last-20 mean {result['last_losses_mean20'].get('loss', float('nan')):.4f}",
+          flush=True)
+    return result
+
+
+def time_inference(models, images, batch, repeats, device):
+    """Median seconds of ``repeats`` passes over ``images`` per model, the models taking turns
+    (a burst of load hits all of them)."""
+    batches = [[image.to(device) for image in images[s:s + batch]] for s in range(0, len(images), batch)]
+    for model in models.values():
+        model.eval()
+        with torch.no_grad():
+            model(batches[0])  # warm-up
+    times = {name: [] for name in models}
+    for _ in range(repeats):
+        for name, model in models.items():
+            times[name].append(inference_pass(model, batches, device))
+    return times
+
+
+def run_seed(seed, config, settings, old, train_items, test_items, args, device):
+    """Train and measure the detectors for one seed; returns ``{name: results}``."""
+    images, targets = [x for x, _ in test_items], [y for _, y in test_items]
+    settings = replace(settings, seed=seed)
+    models, init_diff = build_pair(config, seed)
+    if args.roi_implementation:
+        models["minifrcnn"].head.roi_op.implementation = args.roi_implementation
+    order = NAMES if args.order == "ours-first" else NAMES[::-1]
+    state = torch.get_rng_state()
+    for name in order:
+        warm_up(models[name], train_items, settings, device)
+    torch.set_rng_state(state)  # (train() seeds itself anyway)
+    results = {name: train_and_time(name, models[name], train_items, settings, device) for name in order}
+    if old is not None:
+        old_config, old_settings = old
+        torch.manual_seed(seed)
+        models["old recipe"] = FasterRCNN(old_config)
+        results["old recipe"] = train_and_time("old recipe", models["old recipe"], train_items,
+                                               replace(old_settings, seed=seed), device)
+    for name, model in models.items():
+        results[name].update({f"test_{k}": v for k, v in
+                              score(model, images, targets, config.num_classes, device).items()})
+    times = time_inference(models, images, args.batch, args.repeats, device)
+    for name in models:
+        results[name]["inference_s"] = times[name]
+        results[name]["inference_images_per_s"] = len(images) / statistics.median(times[name])
+    o, t = results["minifrcnn"], results["torchvision"]
+    results["initial_weights_max_abs_diff"] = init_diff
+    results["first_step_losses_max_abs_diff"] = max(abs(o["first_step_losses"][k] - t["first_step_losses"][k])
+                                                    for k in o["first_step_losses"])
+    results["ratios"] = {"train": o["train_images_per_s"] / t["train_images_per_s"],
+                         "inference": o["inference_images_per_s"] / t["inference_images_per_s"]}
+    print(f"  seed {seed}: mAP@0.5 " + ", ".join(f"{n} {results[n]['test_map50']:.4f}" for n in models)
+          + f"; ratios train {results['ratios']['train']:.2f}x, inference {results['ratios']['inference']:.2f}x",
+          flush=True)
+    return results
+
+
+def summarise(per_seed, names):
+    summary = {}
+    for name in names:
+        rows = [r[name] for r in per_seed]
+        summary[name] = {}
+        for key in ("test_map50", "test_ap", "train_images_per_s", "inference_images_per_s", "train_s"):
+            summary[name][key], summary[name][key + "_std"] = mean_std(r[key] for r in rows)
+    ratios = {key: mean_std(r["ratios"][key] for r in per_seed) for key in ("train", "inference")}
+    return summary, {k: v[0] for k, v in ratios.items()}, {k: v[1] for k, v in ratios.items()}
+
+
+def table(report):
+    s, names = report["summary"], report["detectors"]
+    seeds = len(report["seeds"])
+    lines = ["| | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names)]
+    for key, label, digits in (("test_map50", "test mAP@0.5", 4), ("test_ap", "test AP@[.5:.95]", 4),
+                               ("train_images_per_s", "train images/s", 1),
+                               ("inference_images_per_s", "inference images/s", 1), ("train_s", "train s", 0)):
+        cells = [f"{fmt(s[n][key], digits)}" + (f" ± {fmt(s[n][key + '_std'], digits)}" if seeds > 1 else "")
+                 for n in names]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    r = report["ratios"]
+    lines.append(f"\nminifrcnn / torchvision, mean of the per-seed ratios: training {r['train']:.2f}x, "
+                 f"inference {r['inference']:.2f}x ({seeds} seed{'s' if seeds > 1 else ''}; ± = standard deviation "
+                 f"over the seeds)")
     return "\n".join(lines)
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--steps", type=int, default=None, help="training steps (default TrainSettings().steps)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="one run per seed (default 0 1 2)")
+    parser.add_argument("--steps", type=int, default=None,
+                        help="training steps of every detector (default TrainSettings().steps; the old recipe's own)")
+    parser.add_argument("--limit", type=int, default=0, help="use only the first N training and test images")
+    parser.add_argument("--no-old", dest="old", action="store_false",
+                        help="leave out the old from-scratch recipe (OLD_RECIPE)")
     parser.add_argument("--threads", type=int, default=2, help="torch.set_num_threads (default 2)")
     parser.add_argument("--device", default=None, help="default minifrcnn.get_device()")
     parser.add_argument("--set", dest="sets", action="append", default=[], metavar="NAME=VALUE",
@@ -210,7 +312,7 @@ def main(argv=None):
                         help="override our RoIOp's implementation (default: the config's, minifrcnn's for align)")
     parser.add_argument("--quick", action="store_true",
                         help=f"smoke mode: 5 steps (unless --steps), the first {QUICK_TRAIN_IMAGES} training and "
-                             f"16 test images, 1 timed repeat")
+                             f"16 test images, 1 timed repeat, the first seed only, no old recipe")
     parser.add_argument("--out", default=None, help="JSON file (default results/detector_vs_torchvision.json, "
                                                     "or ..._quick.json with --quick)")
     args = parser.parse_args(argv)
@@ -222,96 +324,55 @@ def main(argv=None):
     config_changes, settings_changes = parse_sets(args.sets)
     config = DetectorConfig.course(**config_changes)
     settings = replace(TrainSettings(), **settings_changes)
+    old_config = DetectorConfig.course(**{**config_changes, **OLD_RECIPE["config"]})
+    old_settings = replace(TrainSettings(), **{**settings_changes, **OLD_RECIPE["train"]})
     if args.quick:
-        settings = replace(settings, steps=5)
-        args.repeats = 1
+        settings, old_settings = replace(settings, steps=5), replace(old_settings, steps=5)
+        args.repeats, args.seeds, args.old = 1, args.seeds[:1], False
     if args.steps is not None:
-        settings = replace(settings, steps=args.steps)
+        settings, old_settings = replace(settings, steps=args.steps), replace(old_settings, steps=args.steps)
+    if args.limit:  # a quick try on a few images: no batch larger than the images
+        old_settings = replace(old_settings, batch_size=min(old_settings.batch_size, args.limit))
     out = Path(args.out) if args.out else RESULTS / ("detector_vs_torchvision_quick.json" if args.quick
                                                      else "detector_vs_torchvision.json")
     load_start = os.getloadavg()
     machine_info = machine(device, args.threads)  # before training: the code that runs is this commit's
 
-    train_data = load_digits("train")
-    train_items = cache([train_data[i] for i in range(QUICK_TRAIN_IMAGES)] if args.quick else train_data)
-    test_data = load_digits(args.split)
-    test_items = cache([test_data[i] for i in range(16)] if args.quick else test_data)
-    test_images, test_targets = [x for x, _ in test_items], [y for _, y in test_items]
-
-    models, init_diff = build_pair(config, settings.seed)
-    if args.roi_implementation:
-        models["minifrcnn"].head.roi_op.implementation = args.roi_implementation
-    implementation = models["minifrcnn"].head.roi_op.implementation
-    roi_ops = {"minifrcnn": f"RoIOp({config.roi_op!r}, implementation={implementation!r})",
-               "torchvision": "MultiScaleRoIAlign -> torchvision.ops.roi_align (C++ kernel)"}
-    order = NAMES if args.order == "ours-first" else NAMES[::-1]
+    train_limit, test_limit = (QUICK_TRAIN_IMAGES, 16) if args.quick else (args.limit, args.limit)
+    train_data, test_data = load_digits("train"), load_digits(args.split)
+    train_items = cache([train_data[i] for i in range(train_limit)] if train_limit else train_data)
+    test_items = cache([test_data[i] for i in range(test_limit)] if test_limit else test_data)
     print(f"device {device}, {args.threads} threads, load {load_start[0]:.2f}; {len(train_items)} train images, "
-          f"{len(test_items)} {args.split} images; {settings.steps} steps x {settings.batch_size} images; "
-          f"initial weights max |diff| {init_diff:g}", flush=True)
-    print(f"RoI op: minifrcnn {roi_ops['minifrcnn']}, torchvision {roi_ops['torchvision']}", flush=True)
-
-    state = torch.get_rng_state()
-    for name in order:
-        warm_up(models[name], train_items, settings, device)
-    torch.set_rng_state(state)  # (train() seeds itself anyway)
-    results = {name: {} for name in NAMES}
-    for name in order:
-        seconds, cpu_seconds, history = time_training(models[name], train_items, settings, device)
-        r = results[name]
-        r["train_s"] = seconds
-        r["train_cpu_s"] = cpu_seconds  # CPU time of this process (all its threads): less sensitive to load
-        r["train_loadavg_after"] = os.getloadavg()[0]
-        r["train_images_per_s"] = settings.steps * settings.batch_size / seconds
-        r["first_step_losses"] = {k: v for k, v in history[0].items() if k.startswith("loss")}
-        r["last_losses_mean20"] = mean_last(history)
-        print(f"{name:11s} trained {settings.steps} steps in {seconds:.1f} s "
-              f"({r['train_images_per_s']:.1f} images/s, CPU {cpu_seconds:.1f} s, "
-              f"load {r['train_loadavg_after']:.2f}), first loss {history[0]['loss']:.4f}, "
-              f"last-20 mean {r['last_losses_mean20'].get('loss', float('nan')):.4f}", flush=True)
-
-    for name in order:
-        results[name].update({f"test_{k}": v for k, v in
-                              score(models[name], test_images, test_targets, config.num_classes, device).items()})
-
-    batches = [[image.to(device) for image in test_images[s:s + args.batch]]
-               for s in range(0, len(test_images), args.batch)]
-    for name in order:
-        models[name].eval()
-        with torch.no_grad():
-            models[name](batches[0])  # warm-up
-    times = {name: [] for name in NAMES}
-    for _ in range(args.repeats):
-        for name in order:  # taking turns: a burst of load hits both
-            times[name].append(inference_pass(models[name], batches, device))
-    for name in NAMES:
-        results[name]["inference_s"] = times[name]
-        results[name]["inference_images_per_s"] = len(test_images) / statistics.median(times[name])
-        results[name]["roi_op"] = roi_ops[name]
-
-    o, t = results["minifrcnn"], results["torchvision"]
-    ratios = {"train": o["train_images_per_s"] / t["train_images_per_s"],
-              "inference": o["inference_images_per_s"] / t["inference_images_per_s"]}
-    differences = {"map50": o["test_map50"] - t["test_map50"], "ap": o["test_ap"] - t["test_ap"]}
-    targets = {"map50_within_0.01_of_torchvision": differences["map50"] >= -0.01,
-               "train_images_per_s_at_least_0.9x": ratios["train"] >= 0.9,
-               "inference_images_per_s_at_least_0.9x": ratios["inference"] >= 0.9,
+          f"{len(test_items)} {args.split} images; seeds {args.seeds}; {settings.steps} steps x "
+          f"{settings.batch_size} images" + (f"; old recipe {old_settings.steps} steps" if args.old else ""),
+          flush=True)
+    per_seed = []
+    for seed in args.seeds:
+        print(f"seed {seed}:", flush=True)
+        per_seed.append(run_seed(seed, config, settings, (old_config, old_settings) if args.old else None,
+                                 train_items, test_items, args, device))
+    names = list(NAMES) + (["old recipe"] if args.old else [])
+    summary, ratios, ratio_spread = summarise(per_seed, names)
+    o, t = summary["minifrcnn"], summary["torchvision"]
+    targets = {"map50_at_least_torchvision_minus_one_spread": o["test_map50"] >= t["test_map50"] - t["test_map50_std"],
+               "train_images_per_s_at_least_1.0x": ratios["train"] >= 1.0,
+               "inference_images_per_s_at_least_1.0x": ratios["inference"] >= 1.0,
                "map50_at_least_0.90": o["test_map50"] >= 0.90}
-    report = {"minifrcnn": o, "torchvision": t, "ratios": ratios, "differences": differences,
-              "targets": targets, "quick": args.quick, "order": args.order, "split": args.split,
-              "train_images": len(train_items), "test_images": len(test_items),
-              "inference_batch_size": args.batch, "inference_repeats": args.repeats,
-              "initial_weights_max_abs_diff": init_diff,
-              "first_step_losses_max_abs_diff": max(abs(o["first_step_losses"][k] - t["first_step_losses"][k])
-                                                    for k in o["first_step_losses"]),
-              "config": asdict(config), "config_changes": config_changes,
-              "train_settings": asdict(settings), "train_settings_changes": settings_changes,
+    implementation = args.roi_implementation or DetectorConfig.course().roi_op
+    report = {"detectors": names, "seeds": args.seeds, "summary": summary, "ratios": ratios,
+              "ratios_std": ratio_spread, "targets": targets, "per_seed": per_seed, "quick": args.quick,
+              "order": args.order, "split": args.split, "train_images": len(train_items),
+              "test_images": len(test_items), "inference_batch_size": args.batch,
+              "inference_repeats": args.repeats,
+              "roi_ops": {"minifrcnn": f"RoIOp({config.roi_op!r}), implementation {implementation!r}",
+                          "torchvision": "MultiScaleRoIAlign -> torchvision.ops.roi_align (C++ kernel)"},
+              "config": asdict(config), "config_changes": config_changes, "train_settings": asdict(settings),
+              "train_settings_changes": settings_changes,
+              "old_recipe": {"config": asdict(old_config), "train_settings": asdict(old_settings)} if args.old else None,
               "command": command,
-              "machine": {**machine_info, "loadavg_start": list(load_start),
-                          "loadavg_end": list(os.getloadavg())}}
+              "machine": {**machine_info, "loadavg_start": list(load_start), "loadavg_end": list(os.getloadavg())}}
 
     print("\n" + table(report))
-    print(f"\nRoI Align: minifrcnn uses {roi_ops['minifrcnn']}, torchvision {roi_ops['torchvision']}: "
-          f"part of what is compared.")
     print("Targets" + (" (--quick: a smoke run, the targets mean nothing here)" if args.quick else "") + ":")
     for key, ok in targets.items():
         print(f"  {'PASS' if ok else 'FAIL'}  {key}")

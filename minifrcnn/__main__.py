@@ -1,14 +1,17 @@
 """Command line: train, evaluate and run the course's detector.
 
-    python -m minifrcnn train [--steps 1200] [--out runs/course]
+    python -m minifrcnn train [--steps 1000] [--out runs/course]
     python -m minifrcnn evaluate [--checkpoint runs/course/checkpoint.pt] [--split test]
     python -m minifrcnn detect IMAGE... [--checkpoint ...] [--out-dir runs/course/detections]
-    python -m minifrcnn ablations [--out data/results/ablations.json] [--steps N] [--seeds 0 1]
+    python -m minifrcnn pretrain [--out data/pretrained/small_backbone.pt] [--steps N]
+    python -m minifrcnn ablations [--out data/results/ablations.json] [--steps N] [--seeds 0 1 2]
 
-Defaults train on the course's digits (data/digits) and write into runs/course/: the
-checkpoint (resumable), the loss history and metrics as JSON, and annotated images.
-``ablations`` trains the paper's training-time ablations (lesson 09; ~45 min on 2 CPU cores),
-resumable row by row; see ``minifrcnn.ablations``.
+Defaults train lesson 08's detector exactly (DetectorConfig.course(), TrainSettings()) on the
+course's digits (data/digits) and write into runs/course/: the checkpoint (resumable), the
+loss history and metrics as JSON, and annotated images. ``pretrain`` regenerates the
+pretrained backbone (lesson 07); ``ablations`` trains the paper's training-time ablations
+(lesson 10; over an hour per seed on 2 CPU cores), resumable run by run; see
+``minifrcnn.ablations``.
 """
 import argparse
 import json
@@ -109,6 +112,11 @@ def cmd_detect(args):
         print(f"{path}: {int(keep.sum())} detections -> {out}")
 
 
+def cmd_pretrain(args):
+    from .pretrain import main_args
+    main_args(args)
+
+
 def cmd_ablations(args):
     from .ablations import main_args
     main_args(args)
@@ -122,7 +130,7 @@ def main(argv=None):
     commands = parser.add_subparsers(dest="command", required=True)
     train = commands.add_parser("train", help="train the course detector on the digits")
     train.add_argument("--steps", type=int, default=TrainSettings().steps)
-    train.add_argument("--batch-size", type=int, default=8)
+    train.add_argument("--batch-size", type=int, default=TrainSettings().batch_size)
     train.add_argument("--lr", type=float, default=TrainSettings().lr)
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--out", type=Path, default=DEFAULT_OUT)
@@ -139,13 +147,21 @@ def main(argv=None):
     detect.add_argument("--out-dir", type=Path, default=DEFAULT_OUT / "detections")
     detect.add_argument("--score", type=float, default=0.5, help="smallest score drawn")
     from .data import DATA_DIR
+    from .pretrain import PRETRAINED_FILE, PretrainSettings
+    pretrain = commands.add_parser("pretrain", help="pretrain the backbone as a digit classifier (lesson 07) and "
+                                   "write its weights (default: the course's file, which detectors load)")
+    pretrain.add_argument("--out", type=Path, default=PRETRAINED_FILE)
+    pretrain.add_argument("--steps", type=int, default=None,
+                          help=f"classifier training steps (default {PretrainSettings().steps})")
+    pretrain.add_argument("--threads", type=int, default=2, help="torch threads (the shipped file: 2)")
     ablations = commands.add_parser("ablations", help="train and score the paper's training-time ablations "
-                                    "(lesson 09); resumable: rows already in OUT with the same settings are kept")
+                                    "(lesson 10); resumable: trainings already in OUT with the same settings are kept")
     ablations.add_argument("--out", type=Path, default=DATA_DIR / "results" / "ablations.json",
                            help="results file; the baseline's weights go beside it (baseline.pt)")
     ablations.add_argument("--steps", type=int, default=None,
                            help=f"training steps per row (default: TrainSettings().steps = {TrainSettings().steps})")
-    ablations.add_argument("--seeds", type=int, nargs="+", default=[0], help="one training per seed and row")
+    ablations.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2],
+                           help="one training per seed and row (default 0 1 2: the noise of one run is measured)")
     ablations.add_argument("--limit", type=int, default=0, help="use only the first N train and test images")
     ablations.add_argument("--force", action="store_true", help="re-run rows already in OUT")
     ablations.add_argument("--only", nargs="+", default=None, metavar="TABLE[/ROW]",
@@ -153,7 +169,7 @@ def main(argv=None):
     ablations.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's)")
     args = parser.parse_args(argv)
     args.command_line = "python -m minifrcnn " + " ".join(sys.argv[1:] if argv is None else argv)
-    {"train": cmd_train, "evaluate": cmd_evaluate, "detect": cmd_detect,
+    {"train": cmd_train, "evaluate": cmd_evaluate, "detect": cmd_detect, "pretrain": cmd_pretrain,
      "ablations": cmd_ablations}[args.command](args)
 
 

@@ -1,4 +1,4 @@
-"""The paper's ablations at course scale (section 4; PAPER.md has the paper's tables): lesson 09.
+"""The paper's ablations at course scale (section 4 and its tables): lesson 10.
 
 Two kinds of ablation, as in the paper:
 
@@ -122,7 +122,8 @@ def select_proposals(anchors, objectness, deltas, image_sizes, variant, settings
         keep = remove_small_boxes(boxes, settings.min_size)
         boxes, scores = boxes[keep], scores[keep]
         if variant.mode != "no_nms":
-            keep = batched_nms(boxes, scores, torch.zeros_like(scores, dtype=torch.int64), settings.nms_thresh)
+            keep = batched_nms(boxes, scores, torch.zeros_like(scores, dtype=torch.int64), settings.nms_thresh,
+                               max_kept=variant.top_n)
             boxes = boxes[keep]
         result.append(boxes[:variant.top_n])
     return result
@@ -173,7 +174,7 @@ def detections_with(model, outputs, variant, generator=None):
 
 
 # (table, row, variant, paper mAP, paper's setting). The number of proposals: the paper's
-# VGG-16 shared model (PAPER.md). The other three: its ZF table 2 (an RPN trained
+# VGG-16 shared model (section 4.1). The other three: its ZF table 2 (an RPN trained
 # without sharing, proposals for an SS-trained detector; its "RPN 300" reference is 56.8).
 TEST_TIME_ROWS = (
     ("proposals", "50", ProposalVariant("nms", 50), 66.3, "VGG-16, 50 proposals"),
@@ -191,7 +192,7 @@ TEST_TIME_ROWS = (
 )
 
 
-# What lesson 09 runs live: the paper's rows with at most 300 proposals (the head's cost grows
+# What lesson 10 runs live: the paper's rows with at most 300 proposals (the head's cost grows
 # with their number); the script computes every row once (``results["test_time"]``).
 LESSON_TEST_TIME_ROWS = tuple(r for r in TEST_TIME_ROWS if r[2].top_n <= 300 and r[3] is not None)
 
@@ -491,7 +492,7 @@ class Row:
             train the heads only).
         changes (tuple): ``DetectorConfig`` changes from the course defaults, a tuple of
             ``(field, value or callable(base config) -> value)``.
-        paper (float): the paper's mAP for the same row (PAPER.md).
+        paper (float): the paper's mAP for the same row (VOC 2007 test).
         paper_setting (str): what the paper measured.
     """
 
@@ -535,6 +536,20 @@ TRAINING_ROWS = (
     Row("sharing", "joint", paper=70.0, paper_setting="VGG-16, joint training"),
     Row("stages", "one-stage", kind="one_stage", paper=53.9, paper_setting="ZF, dense, class-specific"),
     Row("stages", "two-stage", paper=58.7, paper_setting="ZF, RPN + Fast R-CNN"),
+    # Section 3.1.3: the shared conv layers start from an ImageNet classifier; it never trains from scratch.
+    Row("pretraining", "from scratch", changes=(("backbone_weights", None), ("backbone_frozen_stages", 0)),
+        paper_setting="not in the paper: it always starts from ImageNet"),
+    Row("pretraining", "pretrained", paper_setting="ImageNet-pretrained ZF / VGG-16"),
+    # Which pretrained layers to fine-tune: the paper tunes conv3_1 and up on VGG-16 (section 3.1.3);
+    # Fast R-CNN's table 5 measured it (VGG-16, VOC 2007): fc6 and up 61.4, conv3_1 and up 66.9, conv2_1 and up 67.2.
+    Row("fine-tuning", "all stages", changes=(("backbone_frozen_stages", 0),), paper=67.2,
+        paper_setting="Fast R-CNN, VGG-16: conv2_1 and up"),
+    Row("fine-tuning", "stages 2-3", changes=(("backbone_frozen_stages", 1),), paper=66.9,
+        paper_setting="Fast R-CNN, VGG-16: conv3_1 and up (the paper's choice)"),
+    Row("fine-tuning", "stage 3", changes=(("backbone_frozen_stages", 2),),
+        paper_setting="between conv3_1 and fc6"),
+    Row("fine-tuning", "none (fixed)", changes=(("backbone_frozen_stages", 3),), paper=61.4,
+        paper_setting="Fast R-CNN, VGG-16: fc6 and up (conv layers fixed)"),
 )
 TABLES = tuple(dict.fromkeys(row.table for row in TRAINING_ROWS))
 
@@ -588,21 +603,32 @@ def _load(split, limit):
     return cache(dataset)
 
 
+def loss_curve(history, window=10):
+    """A training history (one dict of losses per step) as the mean of every ``window``
+    steps, per loss: ``{"window": 10, "loss": [...], "loss_objectness": [...], ...}``, rounded
+    to 4 digits (small enough for the results file, enough for a plot)."""
+    names = [k for k in history[0] if k.startswith("loss")] if history else []
+    curve = {"window": window}
+    for name in names:
+        values = np.asarray([h[name] for h in history if name in h], dtype=np.float64)
+        usable = len(values) // window * window
+        curve[name] = [round(float(v), 4) for v in values[:usable].reshape(-1, window).mean(axis=1)]
+    return curve
+
+
 def train_run(kind, config, settings, train_data, device, progress=False):
-    """Train what ``kind`` names; returns ``{output name: model}``."""
+    """Train what ``kind`` names; returns ``({output name: model}, loss curve)`` (see
+    :func:`loss_curve`; the 4-step training's stages one after the other)."""
     seed_everything(settings.seed)
-    if kind == "joint":
-        model = FasterRCNN(config)
-        train(model, train_data, settings, device=device, progress=progress)
-        return {"model": model}
-    if kind == "one_stage":
-        model = OneStageDetector(config)
-        train(model, train_data, settings, device=device, progress=progress)
-        return {"model": model}
+    if kind in ("joint", "one_stage"):
+        model = FasterRCNN(config) if kind == "joint" else OneStageDetector(config)
+        history = train(model, train_data, settings, device=device, progress=progress)
+        return {"model": model}, loss_curve(history)
     if kind == "alternating":  # each of the 4 steps trains for the row's steps, as the paper's steps
         result = train_alternating(train_data, config, settings, steps_per_stage=settings.steps, device=device,
                                    progress=progress)
-        return {"unshared": result.unshared_model, "shared": result.model}
+        history = [{"loss": h["loss"]} for stage in result.histories.values() for h in stage]
+        return {"unshared": result.unshared_model, "shared": result.model}, loss_curve(history)
     raise ValueError(f"unknown kind {kind!r}: 'joint', 'one_stage' or 'alternating'")
 
 
@@ -624,8 +650,8 @@ def run_row(table, name, steps=None, seed=0, limit=0, device=None, progress=True
     train_data = train_data if train_data is not None else _load("train", limit)
     test_data = test_data if test_data is not None else _load("test", limit)
     start = time.perf_counter()
-    models = train_run(row.kind, row.config(), TrainSettings(**_train_settings(settings)), train_data, device,
-                       progress)
+    models, _ = train_run(row.kind, row.config(), TrainSettings(**_train_settings(settings)), train_data, device,
+                          progress)
     seconds = time.perf_counter() - start
     model = models[row.output]
     return {**evaluate_model(model, test_data), "train_seconds": seconds,
@@ -717,23 +743,49 @@ def _summarise(per_seed):
     return out
 
 
-def run_ablations(out=RESULTS_FILE, steps=None, seeds=(0,), limit=0, force=False, only=None, device=None,
-                  command=None, weights=None, log=None):
-    """Train and evaluate every training-time ablation row; write the results file.
+def _runs_of(old):
+    """``{run key: {output: per-seed metrics}}`` of a results file (older files only have rows)."""
+    if "runs" in old:
+        return {key: dict(outputs) for key, outputs in old["runs"].items()}
+    runs = {}
+    for row in old.get("rows", []):
+        for metrics in row.get("per_seed", []):
+            runs.setdefault(metrics["run"], {})[row["output"]] = metrics
+    return runs
 
-    Resumable: the file is rewritten after every row, and a row already in it with the same
-    settings is kept (unless ``force``). Rows with the same settings share one training run.
-    The baseline's weights (seed ``seeds[0]``) are saved as float16 next to the file
-    (``baseline.pt``), and its mAP with those rounded weights is recorded.
+
+def _row_entry(row, expected, runs):
+    """A row of the results file from the runs trained so far: one entry per seed done."""
+    per_seed = [{**runs[run_key(s)][row.output], "run": run_key(s)}
+                for s in expected["settings"] if run_key(s) in runs]
+    if not per_seed:
+        return None
+    return {"table": row.table, "name": row.name, "kind": row.kind, "output": row.output,
+            "changes": _plain({k: (v(DetectorConfig.course()) if callable(v) else v) for k, v in row.changes}),
+            "paper": row.paper, "paper_setting": row.paper_setting, **_summarise(per_seed),
+            "seeds_done": len(per_seed), "per_seed": per_seed, "settings": expected["settings"]}
+
+
+def run_ablations(out=RESULTS_FILE, steps=None, seeds=(0, 1, 2), limit=0, force=False, only=None, device=None,
+                  command=None, weights=None, log=None):
+    """Train and evaluate every training-time ablation row, once per seed; write the results file.
+
+    Resumable run by run: every training run is written to the file as soon as it is scored,
+    and a run already in the file with the same settings is kept (unless ``force``). Rows
+    with the same settings share one run (the baseline is also anchors 3 x 3, lambda 10, ...).
+    The seeds go one after the other over all the rows, so an interrupted call leaves every
+    row with the same number of seeds, give or take one. The baseline's weights (seed
+    ``seeds[0]``) are saved as float16 next to the file (``baseline.pt``), and its mAP with
+    those rounded weights is recorded.
 
     Args:
         out (Path): the JSON file.
-        steps (int): training steps per row (per step of the 4-step training); default
+        steps (int): training steps per run (per step of the 4-step training); default
             :func:`default_steps`.
-        seeds (sequence of int): one training per seed and row; the file has each seed's
-            numbers and their mean.
+        seeds (sequence of int): one training per seed and row; each row has every seed's
+            numbers, their mean and their standard deviation (the noise of one run).
         limit (int): use the first ``limit`` images of the train and test splits (smoke test).
-        force (bool): re-run rows already in the file.
+        force (bool): re-run the selected rows' runs even if they are in the file.
         only (sequence of str): ``"table"`` or ``"table/name"``: run these rows only (the
             others are kept from the file, if there).
         command (str): the command line, for the record.
@@ -748,13 +800,10 @@ def run_ablations(out=RESULTS_FILE, steps=None, seeds=(0,), limit=0, force=False
     seeds = [int(s) for s in seeds]
     device = get_device(device) if device is None or isinstance(device, str) else device
     old = load_results(out) if out.exists() else {}
-    old_rows = {(r["table"], r["name"]): r for r in old.get("rows", [])}
-    # (run key, output) -> per-seed metrics of a run already in the file (same settings)
-    old_runs = {(p["run"], r["output"]): p for r in old.get("rows", []) for p in r.get("per_seed", [])}
     results = {
         "description": "Training-time ablations of the paper (section 4) at course scale: digits, "
                        "DetectorConfig.course(), TrainSettings() with the steps and seeds below; mAP on the "
-                       "test split. Written by minifrcnn.ablations.run_ablations; lesson 09 reads it.",
+                       "test split. Written by minifrcnn.ablations.run_ablations; lesson 10 reads it.",
         "paper": PAPER_URL,
         "command": command or "minifrcnn.ablations.run_ablations(...)",
         "steps": steps, "seeds": seeds, "limit": limit,
@@ -763,86 +812,78 @@ def run_ablations(out=RESULTS_FILE, steps=None, seeds=(0,), limit=0, force=False
         "lambda_to_weight": "rpn_box_loss_weight = lambda / 10 (see minifrcnn.ablations.lambda_to_weight)",
         "baseline_weights": old.get("baseline_weights"),
         "test_time": old.get("test_time"),
-        "rows": [],
     }
     wanted = expected_rows(steps, seeds, limit)
     selected = lambda row: not only or row.table in only or f"{row.table}/{row.name}" in only  # noqa: E731
+    keys = {run_key(s) for expected in wanted for s in expected["settings"]}
+    runs = {key: outputs for key, outputs in _runs_of(old).items() if key in keys}  # stale runs are dropped
+    baseline_settings = wanted[0]["settings"][0]
+    recorded = results["baseline_weights"] or {}
+    if not (weights.exists() and recorded.get("sha256") == _sha256(weights)
+            and recorded.get("settings") == baseline_settings):
+        runs.pop(run_key(baseline_settings), None)  # no saved weights for it: train it again
     train_data = test_data = None
-    fresh = {}  # run key -> {output: [per-seed metrics]}, trained in this call
-    rows_run = []  # "table/name" of the rows (re)computed in this call
+    fresh = set()  # run keys trained in this call
+    rows_run = []  # "table/name" of the rows whose runs were (re)computed in this call
     start_all = time.perf_counter()
-    for i, (row, expected) in enumerate(zip(TRAINING_ROWS, wanted), 1):
-        tag = f"[{i}/{len(TRAINING_ROWS)}] {row.table} / {row.name}"
-        previous = old_rows.get((row.table, row.name))
-        same = previous is not None and previous.get("settings") == expected["settings"]
-        is_baseline = row.table == "baseline"
-        baseline_ok = (not is_baseline or (weights.exists() and results["baseline_weights"] is not None
-                                           and results["baseline_weights"].get("sha256") == _sha256(weights)
-                                           and results["baseline_weights"].get("settings")
-                                           == expected["settings"][0]))
-        if same and baseline_ok and not (force and selected(row)):
-            results["rows"].append(previous)
-            log(f"{tag}: kept from {out.name} (mAP@0.5 {previous['map50']:.3f})")
-            continue
-        if not selected(row):
-            if previous is not None:
-                results["rows"].append(previous)
-            log(f"{tag}: not selected" + (" (kept, settings differ)" if previous is not None else ""))
-            continue
-        if train_data is None:
-            train_data, test_data = _load("train", limit), _load("test", limit)
-        per_seed = []
-        for seed, settings in zip(seeds, expected["settings"]):
-            key = run_key(settings)
-            # A run trained in this call (e.g. the baseline) wins over the old file's copy.
-            reusable = (key not in fresh and (key, row.output) in old_runs
-                        and not (force and selected(row)) and not is_baseline)
-            if reusable:
-                per_seed.append(old_runs[(key, row.output)])
-                continue
-            if key not in fresh:
-                t0 = time.perf_counter()
-                load = _load_average()
-                models = train_run(row.kind, _config(settings), TrainSettings(**_train_settings(settings)),
-                                   train_data, device)
-                seconds = time.perf_counter() - t0
-                fresh[key] = {name: {**evaluate_model(m, test_data), "train_seconds": seconds,
-                                     "seed": seed, "load_average_before": load,
-                                     "load_average_after": _load_average()}
-                              for name, m in models.items()}
-                if is_baseline and seed == seeds[0]:
-                    sha = save_half(models["model"], weights)
-                    rounded = load_baseline({"baseline_weights": {"config": settings["config"]}}, weights)
-                    scored = evaluate_model(rounded, test_data)
-                    results["baseline_weights"] = {
-                        "path": weights.name, "sha256": sha, "bytes": weights.stat().st_size, "dtype": "float16",
-                        "settings": settings, "config": settings["config"], "map50": scored["map50"],
-                        "ap": scored["ap"]}
-            per_seed.append({**fresh[key][row.output], "run": key})
-        entry = {"table": row.table, "name": row.name, "kind": row.kind, "output": row.output,
-                 "changes": _plain({k: (v(DetectorConfig.course()) if callable(v) else v) for k, v in row.changes}),
-                 "paper": row.paper, "paper_setting": row.paper_setting, **_summarise(per_seed),
-                 "per_seed": per_seed, "settings": expected["settings"],
-                 "run_at": time.strftime("%Y-%m-%d %H:%M:%S")}
-        results["rows"].append(entry)
-        rows_run.append(f"{row.table}/{row.name}")
+
+    def write():
+        results["rows"] = [entry for entry in (_row_entry(r, e, runs) for r, e in zip(TRAINING_ROWS, wanted))
+                           if entry is not None]
+        results["runs"] = runs
         results["finished"] = time.strftime("%Y-%m-%d %H:%M:%S")
         _write(out, results)
-        log(f"{tag}: mAP@0.5 {entry['map50']:.3f}  AP {entry['ap']:.3f}  (paper {row.paper})  "
-            f"train {entry['train_seconds']:.0f} s, {time.perf_counter() - start_all:.0f} s so far")
+
+    for seed_index, seed in enumerate(seeds):
+        for i, (row, expected) in enumerate(zip(TRAINING_ROWS, wanted), 1):
+            tag = f"[seed {seed}, {i}/{len(TRAINING_ROWS)}] {row.table} / {row.name}"
+            settings = expected["settings"][seed_index]
+            key = run_key(settings)
+            if not selected(row):
+                if seed_index == 0:
+                    log(f"{tag}: not selected")
+                continue
+            if key in runs and row.output in runs[key] and (key in fresh or not force):
+                if key not in fresh:
+                    log(f"{tag}: kept from {out.name} (mAP@0.5 {runs[key][row.output]['map50']:.3f})")
+                continue
+            if train_data is None:
+                train_data, test_data = _load("train", limit), _load("test", limit)
+            t0 = time.perf_counter()
+            load = _load_average()
+            models, curve = train_run(row.kind, _config(settings), TrainSettings(**_train_settings(settings)),
+                                      train_data, device)
+            seconds = time.perf_counter() - t0
+            runs[key] = {name: {**evaluate_model(m, test_data), "train_seconds": seconds, "seed": seed,
+                                "load_average_before": load, "load_average_after": _load_average(),
+                                "loss_curve": curve} for name, m in models.items()}
+            fresh.add(key)
+            if row.table == "baseline" and seed == seeds[0]:
+                sha = save_half(models["model"], weights)
+                rounded = load_baseline({"baseline_weights": {"config": settings["config"]}}, weights)
+                scored = evaluate_model(rounded, test_data)
+                results["baseline_weights"] = {
+                    "path": weights.name, "sha256": sha, "bytes": weights.stat().st_size, "dtype": "float16",
+                    "settings": settings, "config": settings["config"], "map50": scored["map50"], "ap": scored["ap"]}
+            rows_run.append(f"{row.table}/{row.name}")
+            write()
+            log(f"{tag}: mAP@0.5 {runs[key][row.output]['map50']:.3f}  AP {runs[key][row.output]['ap']:.3f}  "
+                f"(paper {row.paper})  train {seconds:.0f} s, {time.perf_counter() - start_all:.0f} s so far")
+    write()
     if _test_time_section(results, weights, test_data, limit, log):
         rows_run.append("test-time")
-    results["finished"] = time.strftime("%Y-%m-%d %H:%M:%S")
     results["seconds"] = time.perf_counter() - start_all  # this call's (a resumed run: the rest only)
     # Every call that changed the file, oldest first: "command" above is only the last one.
     results["history"] = old.get("history", [])
     if rows_run:
         results["history"].append({"command": results["command"], "started": results["started"],
-                                   "finished": results["finished"], "seconds": round(results["seconds"], 1),
-                                   "rows_run": rows_run})
-    runs = {p["run"]: p["train_seconds"] + p["eval_seconds"] for r in results["rows"] for p in r["per_seed"]}
-    results["training_seconds_all_rows"] = sum(runs.values())  # every training run of the file, once
-    _write(out, results)
+                                   "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
+                                   "seconds": round(results["seconds"], 1),
+                                   "rows_run": list(dict.fromkeys(rows_run))})
+    results["training_seconds_all_rows"] = sum(  # every training run of the file, once
+        next(iter(outputs.values()))["train_seconds"] + sum(m["eval_seconds"] for m in outputs.values())
+        for outputs in runs.values())
+    write()
     return results
 
 
@@ -868,18 +909,41 @@ def _test_time_section(results, weights, test_data, limit, log):
 
 # The row each table's changes are measured from (the paper's default setting).
 REFERENCE_ROWS = {"baseline": "course", "anchors": "3x3", "lambda": "10", "sharing": "shared", "stages": "two-stage",
+                  "pretraining": "pretrained",
+                  "fine-tuning": {0: "all stages", 1: "stages 2-3", 2: "stage 3", 3: "none (fixed)"}[
+                      DetectorConfig.course().backbone_frozen_stages],
                   "proposals": "300", "components": "NMS, 300"}
 
 
-def compare_with_paper(rows, table, noise=0.01, paper_noise=0.5):
+def noise_band(results, z=2.0):
+    """How far apart two rows' mean mAP@0.5 must be to count as a real difference: ``z``
+    standard errors of a difference of two means of ``n`` seeds, ``z * sigma * sqrt(2 / n)``,
+    where ``sigma`` is the spread of one training run, measured: the standard deviation over
+    seeds, pooled over the rows of the results file that were trained with several seeds, and
+    ``n`` the fewest seeds of any row (a file still being completed may have the baseline's
+    seeds only: then ``n`` is 1 and the band is the widest).
+
+    Returns:
+        (float, float): the band and ``sigma`` (mAP@0.5, not points). With no row trained on
+        several seeds there is no spread to measure: ``(None, None)``.
+    """
+    stds = [r["map50_std"] for r in results["rows"] if "map50_std" in r]
+    if not stds:
+        return None, None
+    sigma = float(np.sqrt(np.mean(np.square(stds))))
+    seeds = min(r["seeds_done"] for r in results["rows"])
+    return z * sigma * float(np.sqrt(2 / seeds)), sigma
+
+
+def compare_with_paper(rows, table, noise, paper_noise=0.5):
     """Each row's change of mAP@0.5 from its table's reference row (:data:`REFERENCE_ROWS`),
     ours (in points, x100) beside the paper's, with a verdict.
 
     Args:
         rows (list of dict): results rows (``table``, ``name`` or ``row``, ``map50``, ``paper``).
-        noise (float): changes of our mAP@0.5 below this are within the noise of one
-            training run (two runs that differ by float rounding only end ~0.01 apart:
-            benchmarks/README.md, "Detector vs torchvision").
+        table (str): which table.
+        noise (float): changes of our mAP@0.5 below this are within the noise of training
+            (:func:`noise_band` measures it from the seeds).
         paper_noise (float): the paper's changes below this many points count as none.
 
     Returns:
@@ -893,10 +957,11 @@ def compare_with_paper(rows, table, noise=0.01, paper_noise=0.5):
         paper = None if r["paper"] is None or reference["paper"] is None else r["paper"] - reference["paper"]
         if r is reference:
             verdict = "reference"
-        elif paper is None:
-            verdict = "not in the paper"
         elif abs(ours) < 100 * noise:
-            verdict = "no clear change, as in the paper" if abs(paper) < paper_noise else "within noise here"
+            verdict = ("within noise; not in the paper" if paper is None else
+                       "no clear change, as in the paper" if abs(paper) < paper_noise else "within noise here")
+        elif paper is None:
+            verdict = "a clear change; not in the paper"
         elif abs(paper) < paper_noise:
             verdict = "a change here, none in the paper"
         else:
@@ -906,11 +971,12 @@ def compare_with_paper(rows, table, noise=0.01, paper_noise=0.5):
     return out
 
 
-def comparison_table(rows, table, **kwargs):
+def comparison_table(rows, table, noise, **kwargs):
     """:func:`compare_with_paper` as text: mAP@0.5, change from the reference, the paper's."""
-    lines = [f"{table + ': row':<24}{'mAP@0.5':>9}{'change':>9}{'paper':>8}{'change':>9}  verdict",
+    lines = [f"{table + ': row':<24}{'mAP@0.5':>9}{'change':>9}{'paper':>8}{'change':>9}  verdict "
+             f"(noise: +-{100 * noise:.1f} points)",
              f"{'':<24}{'(ours)':>9}{'(points)':>9}{'mAP':>8}{'(points)':>9}"]
-    for c in compare_with_paper(rows, table, **kwargs):
+    for c in compare_with_paper(rows, table, noise, **kwargs):
         paper_map = f"{c['paper_map']:>8.1f}" if c["paper_map"] is not None else f"{'-':>8}"
         paper = f"{c['paper']:>+9.1f}" if c["paper"] is not None else f"{'-':>9}"
         lines.append(f"{c['row']:<24}{c['map50']:>9.3f}{c['ours']:>+9.1f}{paper_map}{paper}  {c['verdict']}")
@@ -938,4 +1004,4 @@ __all__ = ["ProposalVariant", "select_proposals", "rpn_outputs", "detections_wit
            "proposal_recall", "TEST_TIME_ROWS", "time_parts", "timing_table", "PAPER_TIMING", "OneStageDetector",
            "lambda_to_weight", "Row", "TRAINING_ROWS", "run_row", "run_ablations", "load_results",
            "load_baseline", "expected_rows", "results_table", "training_table", "compare_with_paper",
-           "comparison_table", "LESSON_TEST_TIME_ROWS", "REFERENCE_ROWS"]
+           "comparison_table", "noise_band", "loss_curve", "LESSON_TEST_TIME_ROWS", "REFERENCE_ROWS"]

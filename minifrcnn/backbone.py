@@ -40,7 +40,50 @@ def conv_block(in_channels, out_channels, stride=1, norm="batch"):
     return nn.Sequential(*layers)
 
 
-class SmallBackbone(nn.Sequential):
+class StagedBackbone(nn.Sequential):
+    """A backbone as a sequence of stages (each but the first starts where the map halves),
+    whose first ``frozen_stages`` can be fixed for fine-tuning (:meth:`freeze`).
+
+    Attributes:
+        stage_sizes (tuple of int): the number of layers in each stage.
+        frozen_stages (int): how many of the first stages are fixed.
+    """
+
+    stage_sizes = ()
+    frozen_stages = 0
+
+    def stages(self):
+        """The layers of each stage, as lists."""
+        layers, start, result = list(self), 0, []
+        for size in self.stage_sizes:
+            result.append(layers[start:start + size])
+            start += size
+        return result
+
+    def freeze(self, stages):
+        """Fix the first ``stages`` stages: no gradient, and their BatchNorm layers keep their
+        (pretrained) running statistics in training mode too. The paper fine-tunes VGG-16 from
+        conv3_1 up and keeps conv1-conv2 fixed (section 4, "for VGG-16 ... only conv3_1 and
+        up are fine-tuned"): early layers hold generic features (edges, strokes), and fixing
+        them also saves their backward pass. Returns ``self``."""
+        if not 0 <= stages <= len(self.stage_sizes):
+            raise ValueError(f"backbone_frozen_stages must be 0..{len(self.stage_sizes)} (the backbone's stages), "
+                             f"got {stages}")
+        self.frozen_stages = stages
+        for i, stage in enumerate(self.stages()):
+            for layer in stage:
+                layer.requires_grad_(i >= stages)
+        return self.train(self.training)
+
+    def train(self, mode=True):
+        super().train(mode)
+        for stage in self.stages()[:self.frozen_stages]:
+            for layer in stage:
+                layer.eval()
+        return self
+
+
+class SmallBackbone(StagedBackbone):
     """A small conv net with a known stride, for CPU training on the course data.
 
     Each entry of ``channels`` starts a stage with a stride-2 block (the map halves)
@@ -73,18 +116,20 @@ class SmallBackbone(nn.Sequential):
         super().__init__(*layers)
         self.out_channels = channels[-1]
         self.stride = 2 ** len(channels)
+        self.stage_sizes = tuple(blocks_per_stage)
         for m in self.modules():
             if isinstance(m, nn.Conv2d):  # He initialisation, as for any ReLU net
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
 
 
-class _Truncated(nn.Sequential):
-    """A truncated classification model with ``out_channels`` and ``stride`` attributes."""
+class _Truncated(StagedBackbone):
+    """A truncated classification model with ``out_channels``, ``stride`` and its stages."""
 
-    def __init__(self, layers, out_channels, stride):
+    def __init__(self, layers, out_channels, stride, stage_sizes):
         super().__init__(*layers)
         self.out_channels = out_channels
         self.stride = stride
+        self.stage_sizes = tuple(stage_sizes)
 
 
 def _output_stride_and_channels(layers, size=64):
@@ -163,4 +208,39 @@ def torchvision_backbone(name="resnet18", weights=None, stride=16, **kwargs):
     last = max((i for i, (s, _) in enumerate(shapes) if s <= stride), default=None)
     if last is None or shapes[last][0] != stride:
         raise ValueError(f"{name} has no layer with output stride {stride}: {[s for s, _ in shapes]}")
-    return _Truncated(layers[:last + 1], out_channels=shapes[last][1], stride=stride)
+    strides = [s for s, _ in shapes[:last + 1]]
+    starts = [0] + [i for i in range(1, len(strides)) if strides[i] > strides[i - 1]]
+    sizes = [end - start for start, end in zip(starts, starts[1:] + [len(strides)])]
+    return _Truncated(layers[:last + 1], out_channels=shapes[last][1], stride=stride, stage_sizes=sizes)
+
+
+def resolve_weights_file(weights):
+    """``"digits"`` -> the course's pretrained file, ``data/pretrained/small_backbone.pt``
+    (written by ``python -m minifrcnn pretrain``); anything else is a path."""
+    if weights == "digits":
+        from .data import DATA_DIR
+        return DATA_DIR / "pretrained" / "small_backbone.pt"
+    return Path(weights)
+
+
+def load_backbone_weights(backbone, weights):
+    """Load a backbone's state dict from ``weights`` (a file, or ``"digits"``: the course's
+    pretrained :class:`SmallBackbone`, ``data/pretrained/small_backbone.pt``). The file may
+    be a plain state dict or a dict with a ``"backbone"`` entry (what ``minifrcnn.pretrain``
+    writes); it is read with ``weights_only=True``. Returns ``backbone``."""
+    path = resolve_weights_file(weights)
+    if not path.is_file():
+        raise FileNotFoundError(f"no backbone weights at {path}: regenerate the course's with "
+                                f"'python -m minifrcnn pretrain', or set backbone_weights=None to train from scratch")
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = state.get("backbone", state) if isinstance(state, dict) else state
+    own = backbone.state_dict()
+    mismatched = [k for k in own if k not in state or state[k].shape != own[k].shape]
+    if mismatched or set(state) - set(own):
+        raise ValueError(f"{path} does not fit this backbone ({len(mismatched)} tensors missing or of another shape, "
+                         f"e.g. {mismatched[:2]}): the file was made for other backbone_channels / backbone_blocks; "
+                         f"set backbone_weights=None to train this one from scratch")
+    backbone.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()})
+    return backbone
+
+

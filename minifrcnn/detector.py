@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .anchors import AnchorGenerator
-from .backbone import SmallBackbone, torchvision_backbone
+from .backbone import SmallBackbone, load_backbone_weights, torchvision_backbone
 from .boxes import check_boxes, clip_boxes_to_image
 from .head import DetectionHead, HeadSettings
 from .roi_ops import RoIOp
@@ -30,8 +30,10 @@ class DetectorConfig:
 
     num_classes: int = 11  # with background; VOC: 21
     # Image preparation
-    min_size: int = 128  # shorter side after resizing; paper: 600
-    max_size: int = 128  # longer side at most; paper: 1000
+    # The 128 px digit images are enlarged 1.5 times, as the paper enlarges VOC's ~500 px images to 600: the
+    # smallest digits then span 2-3 feature-map cells instead of 1-2 (benchmarks/README.md, "The course recipe")
+    min_size: int = 192  # shorter side after resizing; paper: 600
+    max_size: int = 192  # longer side at most; paper: 1000
     image_mean: tuple = (0.485, 0.456, 0.406)
     image_std: tuple = (0.229, 0.224, 0.225)
     size_divisible: int = 32  # pad the batch to a multiple (torchvision's value)
@@ -39,25 +41,30 @@ class DetectorConfig:
     backbone: str = "small"  # "small" (minifrcnn.backbone.SmallBackbone) or a torchvision name; paper: VGG-16
     backbone_channels: tuple = (32, 64, 128)  # SmallBackbone stages (stride 2 ** len)
     backbone_blocks: tuple = (1, 2, 2)
+    # Pretrained backbone weights (section 3.1.3: ImageNet): "digits", the course's classifier pretrained on the
+    # training digits (data/pretrained/small_backbone.pt, minifrcnn.pretrain; lesson 07), a weights file, or
+    # None: random weights (from scratch)
+    backbone_weights: str = "digits"
+    backbone_frozen_stages: int = 2  # the first stages, fixed while fine-tuning; paper (VGG-16): 2 (conv1, conv2)
     # Anchors and RPN (section 3.1)
-    anchor_sizes: tuple = (16, 32, 64)  # paper: (128, 256, 512)
+    anchor_sizes: tuple = (24, 48, 96)  # 16 / 32 / 64 px of the 128 px images; paper: (128, 256, 512)
     aspect_ratios: tuple = (0.5, 1.0, 2.0)
     rpn_fg_iou: float = 0.7
     rpn_bg_iou: float = 0.3
     rpn_batch_size: int = 256
     rpn_positive_fraction: float = 0.5
-    rpn_pre_nms_top_n_train: int = 1000  # paper: 12000
-    rpn_post_nms_top_n_train: int = 600  # paper: 2000
+    rpn_pre_nms_top_n_train: int = 600  # paper: 12000
+    rpn_post_nms_top_n_train: int = 300  # paper: 2000 (the head samples 64 RoIs from them)
     rpn_pre_nms_top_n_test: int = 1000  # paper: 6000
     rpn_post_nms_top_n_test: int = 300  # paper: 300
     rpn_nms: float = 0.7
     rpn_min_size: float = 1e-3  # paper: 16 px (at the 600 px scale)
-    rpn_box_loss_weight: float = 1.0  # x torchvision's box loss; 1 ~ the paper's lambda = 10 (lesson 09)
+    rpn_box_loss_weight: float = 1.0  # x torchvision's box loss; 1 ~ the paper's lambda = 10 (lesson 10)
     # RoI op (section 3.2; lesson 05)
     roi_op: str = "align"  # paper: "pool"
     roi_output_size: int = 7
     roi_sampling_ratio: int = 2
-    # Training scheme (section 3.2; lesson 08): "approximate" joint training treats the proposals
+    # Training scheme (section 3.2; lesson 09): "approximate" joint training treats the proposals
     # as fixed boxes; "non-approximate" back-propagates through their coordinates (needs roi_op="warp")
     joint_training: str = "approximate"  # paper: approximate (its released code's "end2end")
     # Detection head (Fast R-CNN)
@@ -78,9 +85,10 @@ class DetectorConfig:
 
     @classmethod
     def paper(cls, **changes):
-        """The paper's VGG-16 detector on PASCAL VOC (section 4.1, PAPER.md)."""
+        """The paper's VGG-16 detector on PASCAL VOC (section 4.1). Its ImageNet weights are not shipped
+        (nothing is downloaded): pass ``backbone_weights="path/to/vgg16.pth"`` to start from them."""
         return replace(cls(), num_classes=21, min_size=600, max_size=1000, backbone="vgg16",
-                       anchor_sizes=(128, 256, 512), rpn_pre_nms_top_n_train=12000,
+                       backbone_weights=None, backbone_frozen_stages=2, anchor_sizes=(128, 256, 512), rpn_pre_nms_top_n_train=12000,
                        rpn_post_nms_top_n_train=2000, rpn_pre_nms_top_n_test=6000,
                        rpn_post_nms_top_n_test=300, rpn_min_size=16.0, roi_op="pool",
                        head_hidden=4096, box_batch_size=128, box_positive_fraction=0.25, **changes)
@@ -222,9 +230,14 @@ def check_joint_training(config):
 
 
 def make_backbone(config):
+    """The backbone a config describes: built, its pretrained weights loaded, its first stages frozen."""
     if config.backbone == "small":
-        return SmallBackbone(config.backbone_channels, config.backbone_blocks)
-    return torchvision_backbone(config.backbone)
+        backbone = SmallBackbone(config.backbone_channels, config.backbone_blocks)
+        if config.backbone_weights is not None:
+            load_backbone_weights(backbone, config.backbone_weights)
+    else:
+        backbone = torchvision_backbone(config.backbone, weights=config.backbone_weights)
+    return backbone.freeze(config.backbone_frozen_stages)
 
 
 class FasterRCNN(nn.Module):

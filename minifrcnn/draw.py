@@ -164,7 +164,7 @@ def label_legend(ax, counts=None, loc="upper right", **legend_kwargs):
 
 
 def draw_pr_curves(ax, curves, ap=None, class_names=None, labels=None, linewidth=1.5):
-    """Precision-recall curves, one per class (lesson 07).
+    """Precision-recall curves, one per class (lesson 08).
 
     Args:
         curves (dict): label -> ``(precision (D,), recall (D,))`` after each detection, best
@@ -197,3 +197,30 @@ def draw_pr_curves(ax, curves, ap=None, class_names=None, labels=None, linewidth
     ax.set_ylabel("precision")
     ax.grid(alpha=0.3)
     return lines
+
+
+def filter_grid(weight, columns=8, gap=1):
+    """First-layer conv filters ``(O, 3, k, k)`` as one RGB picture (lesson 07): each filter
+    scaled to [0, 1] on its own (its mid-grey is 0, its strongest weight black or white),
+    ``columns`` per row, ``gap`` white pixels between them. Returns an ``(H, W, 3)`` array."""
+    w = weight.detach().cpu().double()
+    if w.dim() != 4 or w.shape[1] != 3:
+        raise ValueError(f"expected RGB conv filters (O, 3, k, k), got {tuple(w.shape)}")
+    scale = w.abs().amax(dim=(1, 2, 3), keepdim=True).clamp(min=1e-12)
+    w = (0.5 + 0.5 * w / scale).permute(0, 2, 3, 1).numpy()  # (O, k, k, 3) in [0, 1]
+    count, k = w.shape[0], w.shape[1]
+    rows = -(-count // columns)
+    grid = np.ones((rows * (k + gap) - gap, columns * (k + gap) - gap, 3))
+    for i in range(count):
+        r, c = divmod(i, columns)
+        grid[r * (k + gap):r * (k + gap) + k, c * (k + gap):c * (k + gap) + k] = w[i]
+    return grid
+
+
+def draw_filters(ax, weight, columns=8, title=None):
+    """Show :func:`filter_grid` of ``weight`` on ``ax`` (nearest-neighbour: each weight one square)."""
+    ax.imshow(filter_grid(weight, columns), interpolation="nearest")
+    ax.set_axis_off()
+    if title:
+        ax.set_title(title, fontsize=10)
+    return ax

@@ -2,7 +2,7 @@
 the post-processing into detections.
 
 Paper: Faster R-CNN section 3.2 (the detector is Fast R-CNN, Girshick 2015, sections
-2.3 and 3.1) and the hyper-parameters in PAPER.md: proposals with IoU >= 0.5 to a ground
+2.3 and 3.1) and its hyper-parameters (section 3.3 and Fast R-CNN section 2.3): proposals with IoU >= 0.5 to a ground
 truth are foreground, below 0.5 background; 128 RoIs per image, 25 % foreground;
 class-specific box targets encoded with weights (10, 10, 5, 5); at test time scores > 0.05,
 per-class NMS, at most 100 detections per image.
@@ -171,12 +171,12 @@ def postprocess(class_logits, box_deltas, proposals, image_size, box_coder, sett
 def select_detections(boxes, scores, labels, settings):
     """The last steps of :func:`postprocess` on flat candidates ``(D, 4)``, ``(D,)``, ``(D,)``:
     scores above the threshold, no tiny boxes, NMS per class, the best ``detections_per_image``
-    (lesson 07's explorer replays them with other thresholds)."""
+    (lesson 08's explorer replays them with other thresholds)."""
     keep = torch.where(scores > settings.score_threshold)[0]
     boxes, scores, labels = boxes[keep], scores[keep], labels[keep]
     keep = remove_small_boxes(boxes, settings.min_box_size)
     boxes, scores, labels = boxes[keep], scores[keep], labels[keep]
-    keep = batched_nms(boxes, scores, labels, settings.nms_threshold)[:settings.detections_per_image]
+    keep = batched_nms(boxes, scores, labels, settings.nms_threshold, max_kept=settings.detections_per_image)
     return {"boxes": boxes[keep], "scores": scores[keep], "labels": labels[keep]}
 
 
@@ -208,7 +208,7 @@ class DetectionHead(nn.Module):
             features (Tensor): ``(N, C, H, W)``.
             proposals (list of Tensor): ``(R_i, 4)`` per image: fixed boxes (approximate
                 joint training), or boxes with a gradient that the RoI op passes on if it is
-                differentiable in them (non-approximate: ``RoIOp("warp")``; lesson 08).
+                differentiable in them (non-approximate: ``RoIOp("warp")``; lesson 09).
             image_sizes (list of tuple): ``(h, w)`` per image.
             targets (list of dict): ``{"boxes", "labels"}`` per image, in training.
 

@@ -269,7 +269,7 @@ def generate_proposals(anchors, objectness, deltas, image_sizes, pre_nms_top_n, 
 
     By default no gradient flows through proposals: the paper's approximate joint training
     treats them as fixed inputs of the detector (section 3.2). With ``differentiable=True``
-    (non-approximate joint training, lesson 08) the boxes' coordinates keep their gradient
+    (non-approximate joint training, lesson 09) the boxes' coordinates keep their gradient
     with respect to ``deltas``; which boxes are kept (top-N, NMS) is a discrete choice and
     has none, and the scores never do.
     """
@@ -292,8 +292,8 @@ def generate_proposals(anchors, objectness, deltas, image_sizes, pre_nms_top_n, 
         boxes, scores = boxes[keep], scores[keep]
         # One feature map = one group: batched_nms only to pick the same NMS code path
         # (and the same order of tied scores) as torchvision.
-        keep = batched_nms(boxes.detach(), scores, torch.zeros_like(scores, dtype=torch.int64), nms_thresh)
-        keep = keep[:post_nms_top_n]
+        keep = batched_nms(boxes.detach(), scores, torch.zeros_like(scores, dtype=torch.int64), nms_thresh,
+                           max_kept=post_nms_top_n)
         all_boxes.append(boxes[keep])
         all_scores.append(scores[keep])
     return all_boxes, all_scores
@@ -363,9 +363,9 @@ class RPN(nn.Module):
         batch_size_per_image (int), positive_fraction (float): sampling, 256 / 0.5.
         box_loss_beta (float): smooth-L1 beta, 1/9.
         box_loss_weight (float): multiplies the box loss; 1 is torchvision's weighting, about
-            the paper's lambda = 10 (see :func:`rpn_losses`; lesson 09 varies it).
+            the paper's lambda = 10 (see :func:`rpn_losses`; lesson 10 varies it).
         differentiable_proposals (bool): proposals keep their gradient with respect to the
-            head's deltas (non-approximate joint training, lesson 08; default False: approximate).
+            head's deltas (non-approximate joint training, lesson 09; default False: approximate).
     """
 
     def __init__(self, anchor_generator, head, settings=None, fg_iou_thresh=0.7, bg_iou_thresh=0.3,

@@ -44,7 +44,7 @@ API (all three have the same signature shape and return a :class:`SchemeResult`)
 Parts: :data:`ALTERNATING_STEPS` (what each step trains), :func:`set_trainable` (the
 freezing of each step), :class:`AlternatingStage` (one step as a module the training loop
 trains), :func:`evaluate_model` (mAP@0.5 and AP@[.5:.95]) and :func:`proposal_gradient`
-(the gradient that approximate joint training drops, for pictures). Lesson 08.
+(the gradient that approximate joint training drops, for pictures). Lesson 09.
 """
 import copy
 import time
@@ -135,6 +135,8 @@ def set_trainable(model, step=None):
     trained = PARTS if step is None else ALTERNATING_STEPS[step]
     for part in PARTS:
         getattr(model, part).requires_grad_(part in trained)
+    if "backbone" in trained and getattr(model.backbone, "frozen_stages", 0):  # the config's fixed stages stay fixed
+        model.backbone.freeze(model.backbone.frozen_stages)
     return [p for p in model.parameters() if p.requires_grad]
 
 
@@ -145,7 +147,7 @@ def _all_frozen(module):
 @torch.no_grad()
 def training_proposals(rpn, images, features):
     """The proposals a fixed RPN gives for training the detector: its *training* numbers
-    (600 boxes per image in the course, 2000 in the paper) from its eval-mode layers, no
+    (300 boxes per image after NMS in the course, 2000 in the paper) from its eval-mode layers, no
     gradient. ``images``: an :class:`~minifrcnn.rpn.ImageBatch`."""
     layer = rpn.proposal_layer
     was_training = layer.training

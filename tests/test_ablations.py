@@ -18,7 +18,7 @@ from minifrcnn.training import load_checkpoint
 
 
 def small_config(**changes):
-    return DetectorConfig.course(backbone_channels=(8, 16, 16), head_hidden=32, **changes)
+    return DetectorConfig.course(backbone_weights=None, backbone_channels=(8, 16, 16), head_hidden=32, **changes)
 
 
 def random_items(n, seed=0):
@@ -211,9 +211,15 @@ def test_rows_change_what_they_say():
     keys = {(r.table, r.name): run_key(row_settings(r)) for r in TRAINING_ROWS}
     same = [k for k, v in keys.items() if v == keys[("baseline", "course")]]
     assert same == [("baseline", "course"), ("anchors", "3x3"), ("lambda", "10"), ("sharing", "joint"),
-                    ("stages", "two-stage")]
+                    ("stages", "two-stage"), ("pretraining", "pretrained"),
+                    ("fine-tuning", ablations.REFERENCE_ROWS["fine-tuning"])]
     assert keys[("sharing", "unshared")] == keys[("sharing", "shared")] != keys[("baseline", "course")]
-    assert len(set(keys.values())) == 9
+    assert len(set(keys.values())) == 13
+    scratch = find_row("pretraining", "from scratch").config()
+    assert scratch.backbone_weights is None and scratch.backbone_frozen_stages == 0 and base.backbone_weights
+    frozen = [find_row("fine-tuning", name).config().backbone_frozen_stages
+              for name in ("all stages", "stages 2-3", "stage 3", "none (fixed)")]
+    assert frozen == [0, 1, 2, 3]
     with pytest.raises(KeyError, match="'anchors', '1x1'"):
         find_row("anchors", "2x2")
 
@@ -224,15 +230,19 @@ def test_rows_change_what_they_say():
 def test_results_file_matches_the_script():
     """data/results/ablations.json holds every row with the settings the code gives now.
     If this fails after a change of DetectorConfig / TrainSettings defaults or of the rows,
-    re-run the command in the file's "command" entry (about 45 min on 2 CPU cores)."""
+    re-run the command in the file's "command" entry (over an hour per seed on 2 CPU cores)."""
     results = ablations.load_results()
     expected = expected_rows(results["steps"], results["seeds"], results["limit"])
     assert [(r["table"], r["name"]) for r in results["rows"]] == [(r["table"], r["name"]) for r in expected]
     for row, want in zip(results["rows"], expected):
         assert row["settings"] == want["settings"], f"{row['table']} / {row['name']}: settings differ from the code's"
         assert 0 <= row["map50"] <= 1 and 0 <= row["ap"] <= 1 and row["train_seconds"] > 0
-        assert len(row["per_seed"]) == len(results["seeds"])
+        # a file still being completed (the run is resumable and may span sessions): each row has
+        # the first seeds of the list, at least one
+        done = [run["seed"] for run in row["per_seed"]]
+        assert done and done == results["seeds"][:len(done)], f"{row['table']} / {row['name']}: seeds {done}"
         assert row["paper"] == find_row(row["table"], row["name"]).paper
+    assert results["rows"][0]["seeds_done"] >= 2, "the noise band needs the baseline's spread over seeds"
     assert results["limit"] == 0, "the results file must come from the full data"
     assert results["steps"] == ablations.default_steps(), "the baseline must be the course's detector (TrainSettings().steps)"
     assert results["command"].startswith("python -m minifrcnn ablations")
@@ -264,31 +274,64 @@ def test_baseline_weights_are_small_and_load_safely():
 def test_run_ablations_is_resumable(tmp_path, monkeypatch):
     out = tmp_path / "ablations.json"
     lines = []
-    results = run_ablations(out, steps=2, limit=8, only=["baseline", "lambda/0.1"], device="cpu", log=lines.append)
-    assert [(r["table"], r["name"]) for r in results["rows"]] == [("baseline", "course"), ("lambda", "0.1")]
+    results = run_ablations(out, steps=2, limit=8, seeds=(0, 1), only=["baseline", "lambda/0.1"], device="cpu",
+                            log=lines.append)
+    # The rows that share the baseline's run (anchors 3x3, lambda 10, ...) come with it.
+    sharing = {("baseline", "course"), ("anchors", "3x3"), ("lambda", "10"), ("sharing", "joint"),
+               ("stages", "two-stage"), ("pretraining", "pretrained"),
+               ("fine-tuning", ablations.REFERENCE_ROWS["fine-tuning"])}
+    assert [(r["table"], r["name"]) for r in results["rows"]] == [
+        (r.table, r.name) for r in TRAINING_ROWS if (r.table, r.name) in sharing | {("lambda", "0.1")}]
+    assert all(r["seeds_done"] == 2 and [p["seed"] for p in r["per_seed"]] == [0, 1] for r in results["rows"])
+    assert all("map50_std" in r for r in results["rows"]) and len(results["runs"]) == 4
     assert sum("not selected" in line for line in lines) == len(TRAINING_ROWS) - 2
     saved = json.loads(out.read_text())
-    assert saved["rows"] == results["rows"] and saved["steps"] == 2 and saved["seeds"] == [0]
+    assert saved["rows"] == results["rows"] and saved["steps"] == 2 and saved["seeds"] == [0, 1]
     assert (tmp_path / "baseline.pt").exists() and saved["baseline_weights"]["bytes"] < 5e6
     assert [h["rows_run"] for h in saved["history"]] == [["baseline/course", "lambda/0.1", "test-time"]]
+    curve = saved["runs"][saved["rows"][0]["per_seed"][0]["run"]]["model"]["loss_curve"]
+    assert curve["window"] == 10 and set(curve) >= {"loss", "loss_classifier"}
 
     def no_training(*args, **kwargs):
-        raise AssertionError("a row with the same settings was trained again")
+        raise AssertionError("a run with the same settings was trained again")
 
     monkeypatch.setattr(ablations, "train_run", no_training)
     lines.clear()
-    again = run_ablations(out, steps=2, limit=8, only=["baseline", "lambda/0.1", "lambda/10"], device="cpu",
-                          log=lines.append)
-    assert sum("kept" in line for line in lines) == 2
-    assert [r["run_at"] for r in again["rows"][:2]] == [r["run_at"] for r in results["rows"]]
-    # lambda = 10 is the baseline's run: taken from the file, not trained
-    assert [(r["table"], r["name"]) for r in again["rows"]][2] == ("lambda", "10")
-    assert again["rows"][2]["per_seed"] == again["rows"][0]["per_seed"]
-    assert [h["rows_run"] for h in again["history"]] == [["baseline/course", "lambda/0.1", "test-time"],
-                                                          ["lambda/10"]]  # each call that changed the file
+    again = run_ablations(out, steps=2, limit=8, seeds=(0, 1), only=["baseline", "lambda/0.1", "lambda/10"],
+                          device="cpu", log=lines.append)
+    assert sum("kept" in line for line in lines) == 6  # 3 rows x 2 seeds, nothing trained
+    assert again["rows"] == results["rows"] and len(again["history"]) == 1
     for only, force in ((["lambda/1"], False), (["lambda/0.1"], True)):  # a new row, a forced one
         with pytest.raises(AssertionError, match="trained again"):
-            run_ablations(out, steps=2, limit=8, only=only, force=force, device="cpu", log=lines.append)
+            run_ablations(out, steps=2, limit=8, seeds=(0, 1), only=only, force=force, device="cpu",
+                          log=lines.append)
+
+
+def test_an_interrupted_run_keeps_every_finished_training(tmp_path, monkeypatch):
+    """Seeds go over all rows in turn, and each training is written when it is done: a run
+    that dies in the middle loses only the training in progress."""
+    out = tmp_path / "ablations.json"
+    real, calls = ablations.train_run, []
+
+    def dies_on_the_third(*args, **kwargs):
+        calls.append(args[0])
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(ablations, "train_run", dies_on_the_third)
+    with pytest.raises(KeyboardInterrupt):
+        run_ablations(out, steps=2, limit=8, seeds=(0, 1), only=["baseline", "lambda/0.1"], device="cpu",
+                      log=lambda line: None)
+    saved = json.loads(out.read_text())
+    assert len(saved["runs"]) == 2  # seed 0 of both rows
+    assert [r["seeds_done"] for r in saved["rows"] if r["name"] in ("course", "0.1")] == [1, 1]
+    monkeypatch.setattr(ablations, "train_run", real)
+    calls.clear()
+    monkeypatch.setattr(ablations, "train_run", lambda *a, **k: (calls.append(1), real(*a, **k))[1])
+    resumed = run_ablations(out, steps=2, limit=8, seeds=(0, 1), only=["baseline", "lambda/0.1"], device="cpu",
+                            log=lambda line: None)
+    assert len(calls) == 2 and len(resumed["runs"]) == 4  # only seed 1 was left
 
 
 def test_run_row_trains_one_row():
@@ -306,3 +349,29 @@ def test_settings_follow_the_course_defaults(monkeypatch):
     after = row_settings(find_row("anchors", "1x1"))
     assert after["config"]["head_hidden"] == 48 and before["config"]["head_hidden"] != 48
     assert after["config"]["anchor_sizes"] == before["config"]["anchor_sizes"]
+
+
+def test_noise_band_pools_the_seed_spread():
+    rows = [{"map50_std": 0.01, "seeds_done": 3}, {"map50_std": 0.02, "seeds_done": 3}]
+    band, sigma = ablations.noise_band({"rows": rows})
+    assert sigma == pytest.approx((0.5 * (0.01 ** 2 + 0.02 ** 2)) ** 0.5)
+    assert band == pytest.approx(2 * sigma * (2 / 3) ** 0.5)
+    # a file still being completed: the spread of the rows with seeds, the band of a one-seed row
+    band, sigma = ablations.noise_band({"rows": rows + [{"map50": 0.5, "seeds_done": 1}]})
+    assert band == pytest.approx(2 * sigma * 2 ** 0.5)
+    assert ablations.noise_band({"rows": [{"map50": 0.5, "seeds_done": 1}]}) == (None, None)  # no spread to measure
+
+
+def test_verdicts_compare_changes_with_the_noise_and_the_paper():
+    rows = [{"table": "lambda", "name": name, "map50": m, "paper": p}
+            for name, m, p in (("0.1", 0.80, 67.2), ("1", 0.895, 68.9), ("10", 0.90, 69.9), ("100", 0.93, 69.1))]
+    verdicts = {c["row"]: c["verdict"] for c in ablations.compare_with_paper(rows, "lambda", noise=0.01)}
+    assert verdicts == {"0.1": "same direction", "1": "within noise here", "10": "reference",
+                        "100": "opposite direction"}
+    wide = {c["row"]: c["verdict"] for c in ablations.compare_with_paper(rows, "lambda", noise=0.05)}
+    assert wide["100"] == "within noise here" and wide["0.1"] == "same direction"
+    rows = [{"table": "pretraining", "name": "from scratch", "map50": 0.80, "paper": None},
+            {"table": "pretraining", "name": "pretrained", "map50": 0.90, "paper": None}]
+    verdicts = {c["row"]: c["verdict"] for c in ablations.compare_with_paper(rows, "pretraining", noise=0.02)}
+    assert verdicts["from scratch"] == "a clear change; not in the paper"
+    assert "noise: +-2.0 points" in ablations.comparison_table(rows, "pretraining", noise=0.02)

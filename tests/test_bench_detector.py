@@ -27,26 +27,45 @@ def test_quick_run_writes_finite_numbers(tmp_path, capsys):
     out = tmp_path / "bench.json"
     report = bench.main(["--quick", "--steps", "2", "--threads", "1", "--device", "cpu", "--out", str(out),
                          "--set", "backbone_channels=8,8,16", "--set", "backbone_blocks=1,1,1",
-                         "--set", "head_hidden=16", "--set", "batch_size=4"])
+                         "--set", "backbone_weights=None", "--set", "head_hidden=16", "--set", "batch_size=4"])
     saved = json.loads(out.read_text())
-    assert saved["quick"] is True and saved["train_settings"]["steps"] == 2
+    assert saved["quick"] is True and saved["train_settings"]["steps"] == 2 and saved["seeds"] == [0]
     assert saved["config"]["backbone_channels"] == [8, 8, 16] and saved["config_changes"]["head_hidden"] == 16
-    assert saved["initial_weights_max_abs_diff"] == 0.0
+    assert saved["detectors"] == ["minifrcnn", "torchvision"] and saved["old_recipe"] is None
+    run = saved["per_seed"][0]
+    assert run["initial_weights_max_abs_diff"] == 0.0
     # Same weights, seed and samples: the first step's losses agree (the RoI ops differ in rounding only).
-    assert saved["first_step_losses_max_abs_diff"] < 1e-4
+    assert run["first_step_losses_max_abs_diff"] < 1e-4
     for name in ("minifrcnn", "torchvision"):
         for key in ("train_s", "train_images_per_s", "inference_images_per_s", "test_map50", "test_ap"):
-            assert math.isfinite(saved[name][key]), (name, key)
-        assert saved[name]["train_images_per_s"] > 0 and saved[name]["inference_images_per_s"] > 0
-        assert 0 <= saved[name]["test_map50"] <= 1 and 0 <= saved[name]["test_ap"] <= 1
-    assert set(saved["ratios"]) == {"train", "inference"} and set(saved["differences"]) == {"map50", "ap"}
-    assert all(math.isfinite(v) for v in [*saved["ratios"].values(), *saved["differences"].values()])
-    assert set(saved["targets"]) == {"map50_within_0.01_of_torchvision", "train_images_per_s_at_least_0.9x",
-                                     "inference_images_per_s_at_least_0.9x", "map50_at_least_0.90"}
+            assert math.isfinite(run[name][key]), (name, key)
+            assert saved["summary"][name][key] == run[name][key] and saved["summary"][name][key + "_std"] == 0
+        assert run[name]["train_images_per_s"] > 0 and run[name]["inference_images_per_s"] > 0
+        assert 0 <= run[name]["test_map50"] <= 1 and 0 <= run[name]["test_ap"] <= 1
+    assert saved["ratios"] == run["ratios"] and all(math.isfinite(v) for v in saved["ratios"].values())
+    assert set(saved["targets"]) == {"map50_at_least_torchvision_minus_one_spread", "train_images_per_s_at_least_1.0x",
+                                     "inference_images_per_s_at_least_1.0x", "map50_at_least_0.90"}
     machine = saved["machine"]
     assert machine["device"] == "cpu" and machine["threads"] == 1 and machine["cpu_count"] >= 1
     assert machine["torch"] and machine["torchvision"]
     assert saved["command"].startswith("python benchmarks/bench_detector.py --quick")
     assert report["ratios"] == saved["ratios"]
     printed = capsys.readouterr().out
-    assert "| train images/s |" in printed and "| test AP@[.5:.95] |" in printed and "roi_align" in printed
+    assert "| test mAP@0.5 |" in printed and "| train images/s |" in printed and "training" in printed
+
+
+def test_seeds_and_the_old_recipe_are_summarised(tmp_path):
+    """Two seeds and the old recipe: every detector has a mean and a spread over the seeds."""
+    bench = load_script()
+    out = tmp_path / "bench.json"
+    bench.main(["--seeds", "0", "1", "--steps", "1", "--threads", "1", "--device", "cpu", "--out", str(out),
+                "--repeats", "1", "--set", "backbone_channels=8,8,16", "--set", "backbone_blocks=1,1,1",
+                "--set", "backbone_weights=None", "--set", "head_hidden=16", "--set", "batch_size=2",
+                "--split", "val", "--limit", "6"])
+    saved = json.loads(out.read_text())
+    assert saved["detectors"] == ["minifrcnn", "torchvision", "old recipe"] and len(saved["per_seed"]) == 2
+    assert saved["old_recipe"]["config"]["min_size"] == 128 and saved["old_recipe"]["config"]["backbone_weights"] is None
+    for name in saved["detectors"]:
+        values = [run[name]["test_map50"] for run in saved["per_seed"]]
+        assert abs(saved["summary"][name]["test_map50"] - sum(values) / 2) < 1e-12
+        assert saved["summary"][name]["test_map50_std"] >= 0

@@ -59,9 +59,9 @@ def test_ablations_smoke_run_is_resumable(tmp_path):
     kept from the file the second time (nothing is trained)."""
     from minifrcnn.ablations import TRAINING_ROWS, expected_rows
     out = tmp_path / "results" / "ablations.json"
-    args = ("ablations", "--out", str(out), "--steps", "2", "--limit", "8", "--threads", "1")
+    args = ("ablations", "--out", str(out), "--steps", "2", "--limit", "8", "--threads", "1", "--seeds", "0")
     stdout = run(*args, cwd=tmp_path)
-    assert f"[1/{len(TRAINING_ROWS)}] baseline / course: mAP@0.5" in stdout
+    assert f"[seed 0, 1/{len(TRAINING_ROWS)}] baseline / course: mAP@0.5" in stdout
     results = json.loads(out.read_text())
     assert results["command"] == "python -m minifrcnn --device cpu " + " ".join(args)
     assert [(r["table"], r["name"], r["settings"]) for r in results["rows"]] == \

@@ -7,7 +7,7 @@ from minifrcnn.detector import (DetectorConfig, FasterRCNN, config_table, load_t
 
 
 def tiny_config(**changes):
-    return DetectorConfig.course(backbone_channels=(8, 16, 16), backbone_blocks=(1, 1, 1), head_hidden=32,
+    return DetectorConfig.course(backbone_weights=None, backbone_frozen_stages=0, backbone_channels=(8, 16, 16), backbone_blocks=(1, 1, 1), head_hidden=32,
                                  **changes)
 
 
@@ -110,7 +110,7 @@ def test_training_without_targets_is_an_error():
 
 
 def test_boxes_outside_the_image_are_clipped_or_dropped():
-    model = FasterRCNN(tiny_config())
+    model = FasterRCNN(tiny_config(min_size=128, max_size=128))  # no resizing: the boxes keep their numbers
     targets = [{"boxes": torch.tensor([[-10.0, -5, 30, 40], [200.0, 200, 220, 230]]), "labels": torch.tensor([3, 4])}]
     _, _, prepared = model.transform([torch.rand(3, 128, 128)], targets)
     assert prepared[0]["boxes"].tolist() == [[0.0, 0.0, 30.0, 40.0]] and prepared[0]["labels"].tolist() == [3]
@@ -123,7 +123,7 @@ def test_config_table_marks_differences():
     assert [line for line in table.splitlines() if line.startswith("min_size")][0].endswith(" *")
 
 
-# ----------------------------------------------------------------------------- joint training (lesson 08)
+# ----------------------------------------------------------------------------- joint training (lesson 09)
 
 
 def test_non_approximate_training_sends_the_heads_gradient_to_the_rpn_deltas():

@@ -8,8 +8,8 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from minifrcnn.draw import (draw_anchor_labels, draw_box_outlines, draw_boxes, show_image,  # noqa: E402
-                            to_numpy_image)
+from minifrcnn.draw import (draw_anchor_labels, draw_box_outlines, draw_boxes, draw_filters,  # noqa: E402
+                            filter_grid, show_image, to_numpy_image)
 
 
 @pytest.fixture
@@ -65,3 +65,18 @@ def test_draw_anchor_labels_counts_and_caps(ax):
 def test_draw_box_outlines_from_numpy(ax):
     lines = draw_box_outlines(ax, np.array([[0, 0, 4, 4], [1, 1, 2, 2]]))
     assert len(lines.get_segments()) == 2
+
+
+def test_filter_grid_places_each_filter_scaled_on_its_own(ax):
+    weight = torch.zeros(10, 3, 3, 3)
+    weight[0, 0, 1, 1] = 5.0    # filter 0: one red weight, its strongest: white in red
+    weight[1, 2, 0, 0] = -0.01  # filter 1: one small negative blue weight: still full contrast
+    grid = filter_grid(weight, columns=4, gap=1)
+    assert grid.shape == (3 * 4 - 1, 4 * 4 - 1, 3) and grid.min() >= 0 and grid.max() <= 1
+    assert tuple(grid[1, 1]) == (1.0, 0.5, 0.5) and tuple(grid[0, 4]) == (0.5, 0.5, 0.0)
+    assert (grid[3] == 1).all() and (grid[:, 3] == 1).all()  # white gaps between filters
+    assert (grid[8:, 8:] == 1).all()  # no 11th and 12th filter: white
+    draw_filters(ax, weight, columns=4, title="filters")
+    assert ax.get_title() == "filters" and len(ax.images) == 1
+    with pytest.raises(ValueError, match="RGB conv filters"):
+        filter_grid(torch.zeros(4, 1, 3, 3))

@@ -1,4 +1,4 @@
-"""Lesson 07's checker: it passes a right matching and explains typical wrong ones."""
+"""Lesson 08's checker: it passes a right matching and explains typical wrong ones."""
 import pytest
 import torch
 

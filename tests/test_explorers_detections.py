@@ -1,4 +1,4 @@
-"""Lesson 07's detection explorer, headless: at the model's own settings it shows the
+"""Lesson 08's detection explorer, headless: at the model's own settings it shows the
 model's detections; moving the sliders redoes the post-processing and the counts."""
 import matplotlib
 
@@ -16,7 +16,7 @@ from minifrcnn.nms import batched_nms  # noqa: E402
 
 def tiny_model(seed=0, **changes):
     torch.manual_seed(seed)
-    config = DetectorConfig.course(backbone_channels=(8, 16, 16), backbone_blocks=(1, 1, 1), head_hidden=32,
+    config = DetectorConfig.course(backbone_weights=None, backbone_channels=(8, 16, 16), backbone_blocks=(1, 1, 1), head_hidden=32,
                                    **changes)
     model = FasterRCNN(config).eval()
     with torch.no_grad():  # spread the untrained scores, so that no two candidates tie

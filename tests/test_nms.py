@@ -181,3 +181,19 @@ def test_nms_blocks_do_not_change_the_result(block_size):
         for threshold in (0.3, 0.7):
             assert_same(nms(boxes, scores, threshold, block_size=block_size),
                         tv_ops.nms(boxes, scores, threshold))
+
+
+@pytest.mark.parametrize("max_kept", [0, 1, 5, 100, 299, 300, 10_000])
+def test_nms_stops_after_max_kept_with_the_same_boxes(max_kept):
+    """Stopping once max_kept boxes are kept gives torchvision's first max_kept, ties and block
+    boundaries included; batched_nms passes it on to each group on both of its paths."""
+    g = torch.Generator().manual_seed(max_kept)
+    for n in (40, 1000, 1500):
+        boxes = grid_boxes(n, g) * 4
+        scores = torch.randint(0, 6, (n,), generator=g).float()
+        idxs = torch.randint(0, 3, (n,), generator=g)
+        for threshold in (0.3, 0.7):
+            assert_same(nms(boxes, scores, threshold, block_size=64, max_kept=max_kept),
+                        tv_ops.nms(boxes, scores, threshold)[:max_kept])
+            assert_same(batched_nms(boxes, scores, idxs, threshold, max_kept=max_kept),
+                        tv_ops.batched_nms(boxes, scores, idxs, threshold)[:max_kept])

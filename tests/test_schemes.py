@@ -11,7 +11,7 @@ from minifrcnn.training import TrainSettings, train
 
 
 def tiny_config(**changes):
-    return DetectorConfig.course(backbone_channels=(8, 8, 16), backbone_blocks=(1, 1, 1), head_hidden=16,
+    return DetectorConfig.course(backbone_weights=None, backbone_frozen_stages=0, backbone_channels=(8, 8, 16), backbone_blocks=(1, 1, 1), head_hidden=16,
                                  rpn_post_nms_top_n_train=100, **changes)
 
 

@@ -11,7 +11,7 @@ from minifrcnn.training import (NonFiniteLossError, TrainSettings, batch_indices
 
 def tiny_model(seed=0):
     torch.manual_seed(seed)
-    return FasterRCNN(DetectorConfig.course(backbone_channels=(8, 8, 16), backbone_blocks=(1, 1, 1),
+    return FasterRCNN(DetectorConfig.course(backbone_weights=None, backbone_channels=(8, 8, 16), backbone_blocks=(1, 1, 1),
                                             head_hidden=16, rpn_post_nms_top_n_train=100))
 
 

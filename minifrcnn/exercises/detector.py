@@ -1,4 +1,4 @@
-"""Checker for lesson 07: the matching of detections to ground truth that AP is built on.
+"""Checker for lesson 08: the matching of detections to ground truth that AP is built on.
 
 ``check_match(fn)`` runs a learner's ``fn(boxes, scores, gt_boxes, iou_threshold=0.5) ->
 is_tp`` (one class, one image: ``(D, 4)``, ``(D,)``, ``(G, 4)`` -> ``(D,)`` bool, in the
@@ -127,7 +127,7 @@ def match_cases(seed=0):
 
 def check_match(fn, seed=0):
     """Check ``fn(boxes (D, 4), scores (D,), gt_boxes (G, 4), iou_threshold=0.5) -> (D,) bool``
-    (lesson 07): which detections of one class in one image are true positives.
+    (lesson 08): which detections of one class in one image are true positives.
 
     Returns:
         int: the number of cases passed; raises ``ExerciseError`` otherwise.

@@ -1,4 +1,4 @@
-"""Checker for lesson 08's exercise: which parameters each step of the 4-step alternating
+"""Checker for lesson 09's exercise: which parameters each step of the 4-step alternating
 training trains (paper, section 3.2)."""
 import torch
 
@@ -18,7 +18,8 @@ WHY = {
 def _tiny_model():
     with torch.random.fork_rng():  # seeded, without resetting the learner's own random state
         torch.manual_seed(0)
-        return FasterRCNN(DetectorConfig.course(backbone_channels=(8, 8, 16), backbone_blocks=(1, 1, 1),
+        return FasterRCNN(DetectorConfig.course(backbone_weights=None, backbone_frozen_stages=0,
+                                                backbone_channels=(8, 8, 16), backbone_blocks=(1, 1, 1),
                                                 head_hidden=16))
 
 
