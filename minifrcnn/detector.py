@@ -144,16 +144,21 @@ class ImagePreparation(nn.Module):
         return torch.stack((x1 * ratio_w, y1 * ratio_h, x2 * ratio_w, y2 * ratio_h), dim=1)
 
     def forward(self, images, targets=None):
-        """Returns ``(batch (N, 3, H, W), sizes [(h, w)] after resizing, targets)``."""
+        """Returns ``(batch (N, 3, H, W), sizes [(h, w)] after resizing, targets)``, on the
+        model's device: images and targets given on another device (CPU tensors to a model on
+        the GPU) are moved here, so that a lesson's data works with a model on either."""
+        device = self.mean.device
         resized, new_targets = [], []
         for i, image in enumerate(images):
-            image = self.resize((image - self.mean) / self.std)
+            image = self.resize((image.to(device) - self.mean) / self.std)
             resized.append(image)
             if targets is not None:
                 size = tuple(image.shape[-2:])
-                boxes = clip_boxes_to_image(self.scale_boxes(targets[i]["boxes"], images[i].shape[-2:], size), size)
+                boxes = targets[i]["boxes"].to(device)
+                boxes = clip_boxes_to_image(self.scale_boxes(boxes, images[i].shape[-2:], size), size)
                 inside = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
-                new_targets.append({**targets[i], "boxes": boxes[inside], "labels": targets[i]["labels"][inside]})
+                labels = targets[i]["labels"].to(device)[inside]
+                new_targets.append({**targets[i], "boxes": boxes[inside], "labels": labels})
         sizes = [tuple(image.shape[-2:]) for image in resized]
         stride = float(self.size_divisible)
         height = int(math.ceil(max(h for h, _ in sizes) / stride) * stride)

@@ -19,12 +19,13 @@ Three versions, all returning exactly the indices ``torchvision.ops.nms`` /
 The details that make the indices equal, not just "close":
 
 * **ties**: boxes with equal scores are visited in index order (a *stable* descending
-  sort), as torchvision's CPU kernel does; ``torch.sort(descending=True)`` without
-  ``stable=True`` visits them in another order (for 17 or more values), and then keeps
-  other boxes.
+  sort), as torchvision's CPU and GPU kernels do; ``torch.sort(descending=True)`` without
+  ``stable=True`` visits them in another order (on the CPU for 17 or more values, on a GPU
+  for some small inputs), and then keeps other boxes.
 * **arithmetic**: IoU is computed as ``inter / (area_i + area_j - inter)`` in the boxes'
-  dtype, in that order, and compared with the threshold in float64 (the C++ kernel
-  compares a float with a double: ``float32(0.7) < 0.7``).
+  dtype, in that order. The CPU kernel compares it with the threshold as a double, the
+  GPU kernel with the threshold rounded to a float32: ``float32(0.2) > 0.2``, so an IoU
+  of exactly 1/5 is "above 0.2" on the CPU and not on the GPU (:func:`kernel_threshold`).
 * **empty unions**: two zero-area boxes have IoU ``0 / 0 = NaN``, and ``NaN > threshold``
   is False: identical degenerate boxes never suppress each other.
 """
@@ -50,6 +51,13 @@ def score_order(scores):
     return torch.sort(scores, descending=True, stable=True).indices
 
 
+def kernel_threshold(iou_threshold, device):
+    """The IoU threshold as torchvision's kernel on ``device`` compares with it, as a Python
+    float: unchanged on the CPU (a double), rounded to float32 on a GPU (its kernel takes
+    a ``float``)."""
+    return float(iou_threshold) if torch.device(device).type == "cpu" else float(np.float32(iou_threshold))
+
+
 def nms_loop(boxes, scores, iou_threshold):
     """Greedy NMS written as the definition: two nested Python loops.
 
@@ -69,6 +77,7 @@ def nms_loop(boxes, scores, iou_threshold):
     # NumPy scalars of the boxes' dtype, so that every operation below rounds as the
     # C++ kernel does (Python floats would compute in float64).
     x1, y1, x2, y2 = (boxes[:, c].detach().cpu().numpy() for c in range(4))
+    threshold = kernel_threshold(iou_threshold, boxes.device)
     areas = (x2 - x1) * (y2 - y1)
     zero = areas.dtype.type(0)
     suppressed = [False] * len(order)
@@ -85,7 +94,7 @@ def nms_loop(boxes, scores, iou_threshold):
                 height = max(zero, min(y2[i], y2[j]) - max(y1[i], y1[j]))
                 inter = width * height
                 iou = inter / (areas[i] + areas[j] - inter)
-                if float(iou) > iou_threshold:  # compare in float64; NaN > t is False
+                if float(iou) > threshold:  # compare in float64; NaN > t is False
                     suppressed[j] = True
     return torch.tensor(keep, dtype=torch.int64, device=boxes.device)
 
@@ -94,9 +103,10 @@ def iou_above(boxes1, boxes2, iou_threshold, chunk_size=1024):
     """Which pairs of boxes overlap by more than ``iou_threshold``: ``(N, M)`` bool.
 
     Computed with the C++ kernel's arithmetic (``inter / (area_i + area_j - inter)`` in the
-    boxes' dtype, compared in float64), ``chunk_size`` rows at a time to bound the memory
-    of the float intermediates.
+    boxes' dtype, compared with :func:`kernel_threshold`), ``chunk_size`` rows at a time to
+    bound the memory of the float intermediates.
     """
+    threshold = kernel_threshold(iou_threshold, boxes2.device)
     x1, y1, x2, y2 = boxes2.unbind(1)
     areas2 = (x2 - x1) * (y2 - y1)
     rows = []
@@ -108,7 +118,7 @@ def iou_above(boxes1, boxes2, iou_threshold, chunk_size=1024):
         inter *= (torch.minimum(b[:, None, 3], y2) - torch.maximum(b[:, None, 1], y1)).clamp_(min=0)
         union = (areas1[:, None] + areas2).sub_(inter)
         iou = inter.div_(union)
-        rows.append(iou.to(torch.float64) > iou_threshold)  # NaN (empty union) -> False
+        rows.append(iou.to(torch.float64) > threshold)  # NaN (empty union) -> False
     if not rows:
         return torch.zeros(0, boxes2.shape[0], dtype=torch.bool, device=boxes2.device)
     return torch.cat(rows)

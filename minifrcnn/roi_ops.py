@@ -63,6 +63,26 @@ def _round(x):
     return torch.sign(x) * torch.floor(x.abs() + 0.5)
 
 
+def _divide(x, n):
+    """``x / n``, correctly rounded on every device. PyTorch's GPU kernels divide by a
+    Python number by multiplying with its reciprocal, which can miss by the last bit:
+    in float32, ``21 * (1 / 7)`` is 3.0000002, and a bin edge ``ceil``-ed from it moves
+    by a whole cell. Dividing by a tensor divides."""
+    return x / torch.full_like(x, n)
+
+
+def _fma(a, b, c):
+    """``a * b + c`` as torchvision's GPU kernels compute it: the CUDA compiler fuses a
+    multiply and an add into one instruction (FMA) that rounds once, where two tensor
+    operations round twice, and a sample point one bit apart can fall on the other side of
+    the map's edge. On a GPU, float32 is fused the same way: computed in float64 (which holds
+    the exact product) and rounded once. On the CPU, whose kernels do not fuse (and for
+    float64 on a GPU, which has no wider type), it is ``a * b + c``."""
+    if c.device.type == "cpu" or c.dtype != torch.float32:
+        return a * b + c
+    return (a.double() * b.double() + c.double()).float()
+
+
 # ----------------------------------------------------------------------------- one RoI, read me
 
 def roi_pool_one(feature, box, output_size, spatial_scale=1.0):
@@ -158,7 +178,7 @@ def _pool_edges(start, end, pooled, limit):
     ``start``, ``end`` ``(K,)``: the quantised RoI, in cells. Returns ``lo``, ``hi``
     ``(K, pooled)`` (long): bin ``p`` covers cells ``lo[:, p] <= i < hi[:, p]``.
     """
-    bin_size = (end - start + 1).clamp(min=1) / pooled
+    bin_size = _divide((end - start + 1).clamp(min=1), pooled)
     p = torch.arange(pooled, dtype=start.dtype, device=start.device)
     lo = torch.floor(p * bin_size[:, None]) + start[:, None]
     hi = torch.ceil((p + 1) * bin_size[:, None]) + start[:, None]
@@ -257,11 +277,11 @@ def _interpolation_matrix(start, length, pooled, grid, size):
         ``p``, the mean over the bin's samples of their bilinear weights. Differentiable in
         ``start`` and ``length``.
     """
-    bin_size = (length / pooled)[:, None, None]
+    bin_size = _divide(length, pooled)[:, None, None]
     p = torch.arange(pooled, dtype=start.dtype, device=start.device)[:, None]
     i = torch.arange(max(int(grid.max()), 1), dtype=start.dtype, device=start.device)
     g = grid.clamp(min=1).to(start.dtype)[:, None, None]
-    coord = start[:, None, None] + p * bin_size + (i + 0.5) * bin_size / g  # (K, pooled, G)
+    coord = _fma(p, bin_size, start[:, None, None]) + (i + 0.5) * bin_size / g  # (K, pooled, G)
     low, high, w_low, w_high = _bilinear_1d(coord, size)
     weight = torch.where(i < grid[:, None, None], 1 / g, 0.0)  # fewer samples than G: pad with 0
     cells = torch.cat((low, high), dim=2)
@@ -284,8 +304,9 @@ def _sample_rois(features, rois, output_size, spatial_scale, sampling_ratio, ali
     if len(rois) == 0:
         return features.new_zeros(0, C, PH, PW)
     scale = torch.tensor(spatial_scale, dtype=rois.dtype, device=rois.device)
-    start = rois[:, 1:3] * scale - (0.5 if aligned else 0.0)  # (K, 2) x, y: no rounding
-    length = rois[:, 3:5] * scale - (0.5 if aligned else 0.0) - start
+    offset = torch.tensor(-0.5 if aligned else 0.0, dtype=rois.dtype, device=rois.device)
+    start = _fma(rois[:, 1:3], scale, offset)  # (K, 2) x, y: no rounding
+    length = _fma(rois[:, 3:5], scale, offset) - start
     if not aligned:
         length = length.clamp(min=1.0)
     if sampling_ratio > 0:

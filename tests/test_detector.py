@@ -47,6 +47,18 @@ def test_eval_mode_returns_detections_in_input_coordinates():
         assert det["boxes"][:, 0::2].max() <= w + 1e-4 and det["boxes"][:, 1::2].max() <= h + 1e-4
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+def test_a_model_on_the_gpu_takes_images_and_targets_from_the_cpu():
+    torch.manual_seed(0)
+    gpu_model = FasterRCNN(tiny_config(box_score_threshold=0.0)).cuda().eval()
+    images, targets = random_batch(2)  # on the CPU
+    with torch.no_grad():
+        detections = gpu_model(images)
+    assert len(detections) == 2 and all(d["boxes"].is_cuda and len(d["boxes"]) for d in detections)
+    losses = gpu_model.train()(images, targets)  # CPU targets too
+    assert all(loss.is_cuda and torch.isfinite(loss) for loss in losses.values())
+
+
 @pytest.mark.parametrize("sizes", [((128, 128), (128, 128)), ((128, 128), (100, 150))])
 def test_same_weights_give_torchvisions_detections(sizes):
     torch.manual_seed(0)

@@ -1,10 +1,11 @@
 """NMS: the loop, the vectorised version and batched NMS keep exactly the indices
 torchvision keeps, in the same order: random, tied, empty and degenerate inputs."""
+import numpy as np
 import pytest
 import torch
 import torchvision.ops as tv_ops
 
-from minifrcnn.nms import batched_nms, nms, nms_loop, score_order
+from minifrcnn.nms import batched_nms, kernel_threshold, nms, nms_loop, score_order
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 NMS_FNS = {"loop": nms_loop, "vectorised": nms}
@@ -60,6 +61,16 @@ def test_unstable_sort_would_fail():
     scores = torch.zeros(40)
     assert not torch.equal(torch.sort(scores, descending=True).indices, score_order(scores))
     assert score_order(scores).tolist() == list(range(40))
+
+
+def test_the_threshold_is_compared_as_each_device_kernel_compares_it():
+    # The CPU kernel compares with a double, the GPU kernel with a float32: an IoU of
+    # exactly float32(0.2) is above 0.2 on the CPU and not above float32(0.2) on a GPU.
+    assert kernel_threshold(0.2, "cpu") == 0.2
+    assert kernel_threshold(0.2, torch.device("cuda")) == float(np.float32(0.2)) > 0.2
+    boxes, scores = torch.tensor([[0.0, 0, 10, 10], [0, 0, 10, 2]]), torch.tensor([1.0, 0.5])  # IoU 1/5
+    for name in NMS_FNS:
+        assert NMS_FNS[name](boxes, scores, 0.2).tolist() == tv_ops.nms(boxes, scores, 0.2).tolist() == [0]
 
 
 @pytest.mark.parametrize("name", NMS_FNS)
