@@ -211,10 +211,12 @@ def browser(sync_api, lab):
 NOTEBOOK_STATE_JS = """() => {
     const cells = [...document.querySelectorAll('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook .jp-CodeCell')];
     const prompts = cells.map(c => (c.querySelector('.jp-InputArea-prompt') || {}).textContent || '');
+    // A collapsed input (a solution cell) shows a placeholder instead, with no prompt.
+    const collapsed = cells.map(c => !!c.querySelector('.jp-InputPlaceholder'));
     const errors = [...document.querySelectorAll(
         '.jp-NotebookPanel:not(.lm-mod-hidden) .jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]')]
         .map(e => e.innerText).filter(t => /Error|Traceback/.test(t));
-    return {prompts, errors,
+    return {prompts, collapsed, errors,
             running: prompts.filter(p => p.includes('*')).length,
             done: prompts.filter(p => /\\[\\d+\\]/.test(p)).length};
 }"""
@@ -267,7 +269,12 @@ def test_lesson_runs_and_its_explorer_redraws_in_jupyterlab(sync_api, lab, brows
         state = _run_all_cells(sync_api, page, notebook, RUN_ALL_TIMEOUT_S[notebook])
         page.screenshot(path=str(ARTIFACTS / f"{stem}-1-after-run-all.png"))
         assert not state["errors"], f"{notebook}: a cell raised:\n" + "\n---\n".join(state["errors"])
-        not_run = [i for i, p in enumerate(state["prompts"]) if not re.search(r"\[\d+\]", p)]
+        # Collapsed solution cells show no prompt: that they ran shows in their checker cells,
+        # which ran without an error. They must be exactly the notebook's collapsed cells.
+        cells = [c for c in json.loads((ROOT / "notebooks" / notebook).read_text())["cells"] if c["cell_type"] == "code"]
+        hidden = [i for i, c in enumerate(cells) if c["metadata"].get("jupyter", {}).get("source_hidden")]
+        assert [i for i, h in enumerate(state["collapsed"]) if h] == hidden, f"{notebook}: collapsed cells differ"
+        not_run = [i for i, p in enumerate(state["prompts"]) if not re.search(r"\[\d+\]", p) and i not in hidden]
         assert not not_run, f"{notebook}: code cells {not_run} did not run (prompts {state['prompts']})"
         assert page.get_by_text("Error displaying widget").count() == 0, f"{notebook}: a widget failed to render"
 
