@@ -34,7 +34,7 @@ test-package: $(STAMP)
 test-notebooks: $(STAMP)
 	$(PY) -m pytest notebooks --nbval-lax --nbval-current-env --durations=0 $(PYTEST_ARGS)
 
-# Classroom editions (minifrcnn/course.py; docs/teaching.md):
+# Classroom editions (minifrcnn/course/editions.py; docs/teaching.md):
 #   make student   student/: every lesson with its solution cells replaced by TODO stubs
 #   make site      site/: every lesson executed, as HTML pages with figures, and an index
 # Build the site for some lessons only: make site SITE_LESSONS="notebooks/01_boxes_and_iou.ipynb"

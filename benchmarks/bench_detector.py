@@ -60,9 +60,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import torch  # noqa: E402
 import torchvision  # noqa: E402
 
+from minifrcnn.compat.torchvision import load_torchvision_weights, torchvision_twin  # noqa: E402
 from minifrcnn.data import cache, load_digits  # noqa: E402
-from minifrcnn.detector import (DetectorConfig, FasterRCNN, detect, load_torchvision_weights,  # noqa: E402
-                                torchvision_twin)
+from minifrcnn.detector import DetectorConfig, FasterRCNN, detect  # noqa: E402
 from minifrcnn.evaluation import evaluate_coco, evaluate_voc  # noqa: E402
 from minifrcnn.training import TrainSettings, train  # noqa: E402
 from minifrcnn.utils import get_device  # noqa: E402

@@ -22,10 +22,10 @@ import torch
 import torchvision
 
 import minifrcnn
+from minifrcnn.course.train_rpn import (collect_proposals, make_rpn_model, recall_vs_iou, recall_vs_proposals,
+                                        train_rpn)
 from minifrcnn.data import cache, load_digits
 from minifrcnn.rpn import ProposalSettings
-from minifrcnn.train_rpn import (collect_proposals, make_rpn_model, recall_vs_iou,
-                                 recall_vs_proposals, train_rpn)
 
 TOP_NS = (50, 100, 300, 1000)
 

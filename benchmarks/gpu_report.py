@@ -359,7 +359,7 @@ def cmd_timing(args):
     import numpy as np
     import torch
 
-    from minifrcnn.ablations import environment, load_baseline, load_results, time_parts, timing_table
+    from minifrcnn.course.ablations import environment, load_baseline, load_results, time_parts, timing_table
     from minifrcnn.data import cache, load_digits
     from minifrcnn.detector import DetectorConfig, FasterRCNN, detect
     from minifrcnn.evaluation import evaluate_voc

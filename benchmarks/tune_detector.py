@@ -35,9 +35,9 @@ import torch  # noqa: E402
 
 import minifrcnn.detector as detector_module  # noqa: E402
 from minifrcnn.backbone import SmallBackbone  # noqa: E402
+from minifrcnn.course.schemes import evaluate_model  # noqa: E402
 from minifrcnn.data import cache, load_digits  # noqa: E402
 from minifrcnn.detector import DetectorConfig, FasterRCNN  # noqa: E402
-from minifrcnn.schemes import evaluate_model  # noqa: E402
 from minifrcnn.training import TrainSettings, train  # noqa: E402
 
 # name=value -> (DetectorConfig changes, TrainSettings changes), shared with the side-by-side benchmark.

@@ -11,7 +11,7 @@ course's digits (data/digits) and write into runs/course/: the checkpoint (resum
 loss history and metrics as JSON, and annotated images. ``pretrain`` regenerates the
 pretrained backbone (lesson 07); ``ablations`` trains the paper's training-time ablations
 (lesson 10; over an hour per seed on 2 CPU cores), resumable run by run; see
-``minifrcnn.ablations``.
+``minifrcnn.course.ablations``.
 """
 import argparse
 import json
@@ -94,7 +94,7 @@ def cmd_detect(args):
     from torchvision.transforms.v2.functional import pil_to_tensor
 
     from .data import CLASS_NAMES
-    from .draw import draw_boxes, show_image
+    from .course.draw import draw_boxes, show_image
     from .utils import get_device
     model = _model_from_checkpoint(args.checkpoint, get_device(args.device))
     args.out_dir.mkdir(parents=True, exist_ok=True)
@@ -118,7 +118,7 @@ def cmd_pretrain(args):
 
 
 def cmd_ablations(args):
-    from .ablations import main_args
+    from .course.ablations import main_args
     main_args(args)
 
 

@@ -17,6 +17,11 @@ import torch
 # Largest log-scale change a decoded box may make (torchvision's value): exp(4.135) ~ 62.5,
 # so a box can grow at most 62.5x from its anchor and exp() never overflows to inf.
 BBOX_XFORM_CLIP = math.log(1000.0 / 16)
+# The box coders' weights (section 3.1.2's parameterisation, scaled): the RPN regresses raw
+# anchor deltas; the head's targets are divided by (0.1, 0.1, 0.2, 0.2), i.e. multiplied by
+# these weights, as in the paper's released code and torchvision.
+RPN_BOX_WEIGHTS = (1.0, 1.0, 1.0, 1.0)
+HEAD_BOX_WEIGHTS = (10.0, 10.0, 5.0, 5.0)
 
 
 def check_boxes(boxes, name="boxes", allow_degenerate=True):

@@ -14,6 +14,7 @@ import contextlib
 import io
 import json
 import numbers
+import os
 from pathlib import Path
 
 import torch
@@ -22,7 +23,18 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as F
 
-DATA_DIR = Path(__file__).resolve().parent.parent / "data"
+# The course's data live beside the package in a checkout (data/). A copy installed with
+# `pip install .` has no data folder beside it: MINIFRCNN_DATA then points at one.
+DATA_DIR = Path(os.environ.get("MINIFRCNN_DATA") or Path(__file__).resolve().parent.parent / "data")
+
+
+def course_data(*parts):
+    """``DATA_DIR / parts``, or a one-line error saying where the course data are looked for."""
+    path = DATA_DIR.joinpath(*parts)
+    if not path.exists():
+        raise FileNotFoundError(f"no course data at {path}: run from a checkout of minifrcnn (its data/ folder), "
+                                f"or set MINIFRCNN_DATA to that folder")
+    return path
 CLASS_NAMES = ("__background__",) + tuple(str(d) for d in range(10))
 
 
@@ -46,6 +58,8 @@ def read_coco(path):
     def fail(message):
         raise ValueError(f"{path}: {message}")
 
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file (a COCO annotation file is a JSON file; check the path)")
     try:
         coco = json.loads(path.read_text())
     except json.JSONDecodeError as e:
@@ -136,7 +150,7 @@ def load_digits(split="train", root=None, transforms=None):
     """
     from torchvision.datasets import CocoDetection, wrap_dataset_for_transforms_v2
 
-    root = Path(root) if root is not None else DATA_DIR / "digits"
+    root = Path(root) if root is not None else course_data("digits")
     ann_file = root / f"{split}.json"
     read_coco(ann_file)                                   # clear errors before pycocotools'
     transforms = v2.Compose([_fill_empty, transforms or default_transforms()])
@@ -158,7 +172,7 @@ def load_photos(root=None):
         class_names is a tuple with "__background__" first, so that
         ``class_names[label]`` names a label.
     """
-    root = Path(root) if root is not None else DATA_DIR / "photos"
+    root = Path(root) if root is not None else course_data("photos")
     coco = read_coco(root / "annotations.json")
     names = {c["id"]: c["name"] for c in coco["categories"]}
     # Indexable by label; an id the file skips gets the name "".

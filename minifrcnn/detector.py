@@ -18,7 +18,7 @@ from torch import nn
 
 from .anchors import AnchorGenerator
 from .backbone import SmallBackbone, load_backbone_weights, torchvision_backbone
-from .boxes import check_boxes, clip_boxes_to_image
+from .boxes import HEAD_BOX_WEIGHTS, check_boxes, clip_boxes_to_image
 from .head import DetectionHead, HeadSettings
 from .roi_ops import RoIOp
 from .rpn import RPN, ImageBatch, ProposalSettings, RPNHead
@@ -73,7 +73,7 @@ class DetectorConfig:
     box_bg_iou: float = 0.5
     box_batch_size: int = 64  # paper: 128 (fewer RoIs: a faster CPU step; benchmarks/tune_detector.py)
     box_positive_fraction: float = 0.5  # paper: 0.25 (more foreground RoIs: the digit classes learn faster)
-    box_weights: tuple = (10.0, 10.0, 5.0, 5.0)
+    box_weights: tuple = HEAD_BOX_WEIGHTS
     box_score_threshold: float = 0.05
     box_nms: float = 0.3
     detections_per_image: int = 100
@@ -211,7 +211,7 @@ def prepare_inputs(model, images, targets=None):
     """What a detector's forward does first: check the inputs (the targets in training mode,
     where they are required), remember each image's size, then normalise, resize and batch
     (``model.transform``). Shared by :class:`FasterRCNN` and the one-stage detector of
-    ``minifrcnn.ablations``.
+    ``minifrcnn.course.ablations``.
 
     Returns:
         (Tensor, list, list or None, list): the batch ``(N, 3, H, W)``, the sizes after
@@ -286,62 +286,6 @@ class FasterRCNN(nn.Module):
         if self.training:
             return {**rpn_losses, **head_losses}
         return self.transform.postprocess(detections, sizes, original_sizes)
-
-
-def torchvision_twin(model):
-    """A torchvision ``FasterRCNN`` with the same configuration as ``model`` (one feature
-    map, the same anchors, RoI Align or pooling, head and settings) and its own, freshly
-    initialised weights. Used to check this module against the reference."""
-    from torchvision.models.detection import FasterRCNN as TvFasterRCNN
-    from torchvision.models.detection.anchor_utils import AnchorGenerator as TvAnchors
-    from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
-    from torchvision.models.detection.rpn import RPNHead as TvRPNHead
-    from torchvision.ops import MultiScaleRoIAlign
-
-    c = model.config
-    if c.roi_op != "align":
-        raise ValueError("torchvision's FasterRCNN pools with RoI Align only")
-    if c.rpn_box_loss_weight != 1.0 or c.joint_training != "approximate":
-        raise ValueError("torchvision's FasterRCNN has no RPN box-loss weight and trains by approximate joint "
-                         f"training only (got rpn_box_loss_weight={c.rpn_box_loss_weight}, "
-                         f"joint_training={c.joint_training!r})")
-    import copy
-    backbone = copy.deepcopy(model.backbone)
-    channels = backbone.out_channels
-    return TvFasterRCNN(
-        backbone, num_classes=None, min_size=c.min_size, max_size=c.max_size, image_mean=list(c.image_mean),
-        image_std=list(c.image_std),
-        rpn_anchor_generator=TvAnchors((tuple(c.anchor_sizes),), (tuple(c.aspect_ratios),)),
-        rpn_head=TvRPNHead(channels, len(c.anchor_sizes) * len(c.aspect_ratios)),
-        rpn_pre_nms_top_n_train=c.rpn_pre_nms_top_n_train, rpn_pre_nms_top_n_test=c.rpn_pre_nms_top_n_test,
-        rpn_post_nms_top_n_train=c.rpn_post_nms_top_n_train, rpn_post_nms_top_n_test=c.rpn_post_nms_top_n_test,
-        rpn_nms_thresh=c.rpn_nms, rpn_fg_iou_thresh=c.rpn_fg_iou, rpn_bg_iou_thresh=c.rpn_bg_iou,
-        rpn_batch_size_per_image=c.rpn_batch_size, rpn_positive_fraction=c.rpn_positive_fraction,
-        box_roi_pool=MultiScaleRoIAlign(["0"], c.roi_output_size, c.roi_sampling_ratio),
-        box_head=TwoMLPHead(channels * c.roi_output_size ** 2, c.head_hidden),
-        box_predictor=FastRCNNPredictor(c.head_hidden, c.num_classes),
-        box_score_thresh=c.box_score_threshold, box_nms_thresh=c.box_nms,
-        box_detections_per_img=c.detections_per_image, box_fg_iou_thresh=c.box_fg_iou,
-        box_bg_iou_thresh=c.box_bg_iou, box_batch_size_per_image=c.box_batch_size,
-        box_positive_fraction=c.box_positive_fraction, bbox_reg_weights=c.box_weights)
-
-
-def load_torchvision_weights(model, tv_model):
-    """Copy the weights of a torchvision ``FasterRCNN`` of the same configuration (see
-    :func:`torchvision_twin`) into ``model``; returns ``model``.
-
-    The names differ in two places only: torchvision's RPN head wraps its 3x3 conv in
-    ``conv.0.0`` and its detection head is ``roi_heads``.
-    """
-    renames = (("rpn.head.conv.0.0.", "rpn.head.conv."), ("roi_heads.", "head."))
-    state = {}
-    for key, value in tv_model.state_dict().items():
-        for old, new in renames:
-            if key.startswith(old):
-                key = new + key[len(old):]
-        state[key] = value
-    model.load_state_dict(state)
-    return model
 
 
 @torch.no_grad()

@@ -28,7 +28,7 @@ COCO_IOU_THRESHOLDS = np.linspace(0.5, 0.95, 10)
 COCO_RECALL_POINTS = np.linspace(0.0, 1.0, 101)
 
 
-def _iou_numpy(boxes1, boxes2):
+def iou_numpy(boxes1, boxes2):
     """Pairwise IoU in float64 NumPy (``(D, 4)`` x ``(G, 4)`` -> ``(D, G)``)."""
     top_left = np.maximum(boxes1[:, None, :2], boxes2[None, :, :2])
     bottom_right = np.minimum(boxes1[:, None, 2:], boxes2[None, :, 2:])
@@ -39,7 +39,7 @@ def _iou_numpy(boxes1, boxes2):
     return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
 
 
-def _to_numpy(value, dtype):
+def to_numpy(value, dtype):
     if isinstance(value, torch.Tensor):
         value = value.detach().cpu().numpy()
     return np.asarray(value, dtype=dtype)
@@ -51,12 +51,12 @@ def _per_class(detections, ground_truths, label):
         raise ValueError(f"{len(detections)} detection entries for {len(ground_truths)} images")
     result = []
     for det, gt in zip(detections, ground_truths):
-        det_labels = _to_numpy(det["labels"], np.int64)
+        det_labels = to_numpy(det["labels"], np.int64)
         keep = det_labels == label
-        scores = _to_numpy(det["scores"], np.float64)[keep]
-        boxes = _to_numpy(det["boxes"], np.float64).reshape(-1, 4)[keep]
+        scores = to_numpy(det["scores"], np.float64)[keep]
+        boxes = to_numpy(det["boxes"], np.float64).reshape(-1, 4)[keep]
         order = np.argsort(-scores, kind="mergesort")  # stable: equal scores keep their order
-        gt_boxes = _to_numpy(gt["boxes"], np.float64).reshape(-1, 4)[_to_numpy(gt["labels"], np.int64) == label]
+        gt_boxes = to_numpy(gt["boxes"], np.float64).reshape(-1, 4)[to_numpy(gt["labels"], np.int64) == label]
         result.append((boxes[order], scores[order], gt_boxes))
     return result
 
@@ -155,7 +155,7 @@ def evaluate_coco(detections, ground_truths, num_classes, max_detections=100):
         if num_gt == 0:
             continue
         per_image = [(b[:max_detections], s[:max_detections], gt) for b, s, gt in per_image]
-        ious = [_iou_numpy(b, gt) for b, _, gt in per_image]
+        ious = [iou_numpy(b, gt) for b, _, gt in per_image]
         scores = np.concatenate([s for _, s, _ in per_image])
         for t, threshold in enumerate(COCO_IOU_THRESHOLDS):
             is_tp = np.concatenate([_coco_matches(iou, threshold) for iou in ious]) if ious else np.zeros(0, bool)
@@ -189,12 +189,12 @@ def to_coco(detections, ground_truths, num_classes):
     images, annotations, results = [], [], []
     for i, (det, gt) in enumerate(zip(detections, ground_truths), start=1):
         images.append({"id": i, "width": 0, "height": 0, "file_name": f"{i}.png"})
-        for box, label in zip(_to_numpy(gt["boxes"], np.float64).reshape(-1, 4), _to_numpy(gt["labels"], np.int64)):
+        for box, label in zip(to_numpy(gt["boxes"], np.float64).reshape(-1, 4), to_numpy(gt["labels"], np.int64)):
             bbox = xywh(box)
             annotations.append({"id": len(annotations) + 1, "image_id": i, "category_id": int(label),
                                 "bbox": bbox, "area": bbox[2] * bbox[3], "iscrowd": 0})
-        for box, score, label in zip(_to_numpy(det["boxes"], np.float64).reshape(-1, 4),
-                                     _to_numpy(det["scores"], np.float64), _to_numpy(det["labels"], np.int64)):
+        for box, score, label in zip(to_numpy(det["boxes"], np.float64).reshape(-1, 4),
+                                     to_numpy(det["scores"], np.float64), to_numpy(det["labels"], np.int64)):
             results.append({"image_id": i, "category_id": int(label), "bbox": xywh(box), "score": float(score)})
     categories = [{"id": c, "name": str(c)} for c in range(1, num_classes)]
     return {"images": images, "annotations": annotations, "categories": categories}, results
@@ -221,16 +221,16 @@ def match_voc(boxes, scores, gt_boxes, iou_threshold=0.5):
         ground truth each detection was compared with (-1 if there is none), both in the
         input order.
     """
-    boxes = _to_numpy(boxes, np.float64).reshape(-1, 4)
-    scores = _to_numpy(scores, np.float64).reshape(-1)
-    gt_boxes = _to_numpy(gt_boxes, np.float64).reshape(-1, 4)
+    boxes = to_numpy(boxes, np.float64).reshape(-1, 4)
+    scores = to_numpy(scores, np.float64).reshape(-1)
+    gt_boxes = to_numpy(gt_boxes, np.float64).reshape(-1, 4)
     if len(scores) != len(boxes):
         raise ValueError(f"{len(boxes)} boxes but {len(scores)} scores")
     is_tp = np.zeros(len(boxes), dtype=bool)
     compared = -np.ones(len(boxes), dtype=np.int64)
     if len(gt_boxes) == 0:
         return is_tp, compared
-    iou = _iou_numpy(boxes, gt_boxes)
+    iou = iou_numpy(boxes, gt_boxes)
     detected = np.zeros(len(gt_boxes), dtype=bool)
     for d in np.argsort(-scores, kind="mergesort"):
         best = int(np.argmax(iou[d]))  # the first of equal IoUs, as evaluate_voc

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .boxes import BoxCoder, box_iou, clip_boxes_to_image, remove_small_boxes
+from .boxes import HEAD_BOX_WEIGHTS, BoxCoder, box_iou, clip_boxes_to_image, remove_small_boxes
 from .matching import BELOW_LOW_THRESHOLD, BETWEEN_THRESHOLDS, BalancedSampler, Matcher
 from .nms import batched_nms
 
@@ -30,7 +30,7 @@ class HeadSettings:
     bg_iou: float = 0.5  # background if IoU < 0.5 (the original code also dropped < 0.1)
     batch_size: int = 128  # RoIs per image (torchvision: 512)
     positive_fraction: float = 0.25
-    box_weights: tuple = (10.0, 10.0, 5.0, 5.0)  # = dividing targets by (0.1, 0.1, 0.2, 0.2)
+    box_weights: tuple = HEAD_BOX_WEIGHTS  # = dividing targets by (0.1, 0.1, 0.2, 0.2)
     score_threshold: float = 0.05
     nms_threshold: float = 0.3  # the paper's per-class NMS (torchvision: 0.5)
     detections_per_image: int = 100

@@ -58,7 +58,7 @@ def as_roi_tensor(rois, dtype=None):
     return rois if dtype is None else rois.to(dtype)
 
 
-def _round(x):
+def round_half_away(x):
     """C's ``round``: halves away from zero (``torch.round`` rounds halves to even)."""
     return torch.sign(x) * torch.floor(x.abs() + 0.5)
 
@@ -101,7 +101,7 @@ def roi_pool_one(feature, box, output_size, spatial_scale=1.0):
     PH, PW = _pair(output_size)
     # 1. Quantise the RoI to whole cells; the end cell is included (hence the +1 below).
     scale = torch.tensor(spatial_scale, dtype=feature.dtype)
-    x1, y1, x2, y2 = (int(_round(v * scale)) for v in box.to(feature.dtype))
+    x1, y1, x2, y2 = (int(round_half_away(v * scale)) for v in box.to(feature.dtype))
     roi_w, roi_h = max(x2 - x1 + 1, 1), max(y2 - y1 + 1, 1)
     # 2. Bin size in cells, a real number. It is kept in the feature's dtype, as torchvision
     #    does, so that floor and ceil below agree with it to the last bit.
@@ -172,7 +172,7 @@ def roi_align_one(feature, box, output_size, spatial_scale=1.0, sampling_ratio=-
 
 # ----------------------------------------------------------------------------- RoI pooling, batched
 
-def _pool_edges(start, end, pooled, limit):
+def pool_edges(start, end, pooled, limit):
     """Integer bin edges of RoI pooling along one axis.
 
     ``start``, ``end`` ``(K,)``: the quantised RoI, in cells. Returns ``lo``, ``hi``
@@ -220,9 +220,9 @@ def roi_pool(features, rois, output_size, spatial_scale=1.0):
     N, C, H, W = features.shape
     PH, PW = _pair(output_size)
     rois = as_roi_tensor(rois, features.dtype).detach()
-    xyxy = _round(rois[:, 1:] * torch.tensor(spatial_scale, dtype=rois.dtype, device=rois.device))
-    hs, he = _pool_edges(xyxy[:, 1], xyxy[:, 3], PH, H)  # (K, PH)
-    ws, we = _pool_edges(xyxy[:, 0], xyxy[:, 2], PW, W)  # (K, PW)
+    xyxy = round_half_away(rois[:, 1:] * torch.tensor(spatial_scale, dtype=rois.dtype, device=rois.device))
+    hs, he = pool_edges(xyxy[:, 1], xyxy[:, 3], PH, H)  # (K, PH)
+    ws, we = pool_edges(xyxy[:, 0], xyxy[:, 2], PW, W)  # (K, PW)
     batch = rois[:, 0].long()
     # The (N * H * W, C) table of all cells of all images, channels last, so that a gather
     # copies whole rows; plus one row of -inf that bin padding points to.
@@ -404,13 +404,13 @@ class RoIOp(torch.nn.Module):
       torchvision's number for number.
     * Ours rather than torchvision's: the results are the same (tested), and in training,
       which needs the backward pass, ours is faster on the CPU: torchvision's CPU backward
-      is a scalar loop over every output, ours two matrix products per RoI
-      (``benchmarks/README.md``: forward + backward several times faster on the course's
-      16 x 16 maps; the forward alone is about as fast there, slower on large maps). For
+      is a scalar loop over every output, ours two matrix products per RoI (measured in
+      ``benchmarks/README.md``; on large maps the forward alone is slower than theirs). For
       inference on large maps or on a GPU, ``implementation="torchvision"`` uses its C++ /
       CUDA kernels with the same semantics.
     * ``RoIOp("pool")``, the paper's RoI pooling, defaults to torchvision's kernel: ours
-      is 3-4x slower (the argmax over padded bins costs more than torchvision's loop).
+      is slower (the argmax over padded bins costs more than torchvision's loop;
+      ``benchmarks/README.md``).
     * ``RoIOp("warp")`` (only ours: torchvision has no such op) is for non-approximate
       joint training, where the gradient must reach the proposal boxes.
 

@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .boxes import BoxCoder, box_iou, clip_boxes_to_image, remove_small_boxes
+from .boxes import RPN_BOX_WEIGHTS, BoxCoder, box_iou, clip_boxes_to_image, remove_small_boxes
 from .matching import BalancedSampler, Matcher, match_labels
 from .nms import batched_nms
 
@@ -260,7 +260,7 @@ def generate_proposals(anchors, objectness, deltas, image_sizes, pre_nms_top_n, 
         objectness (Tensor): ``(N, A)`` logits.
         deltas (Tensor): ``(N, A, 4)``.
         image_sizes (list of (int, int)): ``(height, width)`` of each image before padding.
-        box_coder (BoxCoder): default weights ``(1, 1, 1, 1)``.
+        box_coder (BoxCoder): default weights ``RPN_BOX_WEIGHTS``, (1, 1, 1, 1).
         differentiable (bool): keep the boxes in the autograd graph of ``deltas``.
 
     Returns:
@@ -273,7 +273,7 @@ def generate_proposals(anchors, objectness, deltas, image_sizes, pre_nms_top_n, 
     with respect to ``deltas``; which boxes are kept (top-N, NMS) is a discrete choice and
     has none, and the scores never do.
     """
-    box_coder = box_coder or BoxCoder((1.0, 1.0, 1.0, 1.0))
+    box_coder = box_coder or BoxCoder(RPN_BOX_WEIGHTS)
     objectness = objectness.detach()
     if not differentiable:
         deltas = deltas.detach()
@@ -304,16 +304,20 @@ class ProposalLayer(nn.Module):
     testing numbers from the module's mode (``.train()`` / ``.eval()``); ``differentiable``:
     see :func:`generate_proposals`."""
 
-    def __init__(self, settings=None, differentiable=False):
+    def __init__(self, settings=None, differentiable=False, box_coder=None):
         super().__init__()
         self.settings = settings or ProposalSettings.course()
         self.differentiable = differentiable
+        # The coder that encoded the RPN's training targets must decode its deltas: the RPN
+        # passes its own, so that the two can never disagree.
+        self.box_coder = box_coder or BoxCoder(RPN_BOX_WEIGHTS)
 
     def forward(self, anchors, objectness, deltas, image_sizes):
         s = self.settings
         return generate_proposals(anchors, objectness, deltas, image_sizes,
                                   s.pre_nms_top_n(self.training), s.post_nms_top_n(self.training),
-                                  s.nms_thresh, s.min_size, s.score_thresh, differentiable=self.differentiable)
+                                  s.nms_thresh, s.min_size, s.score_thresh, box_coder=self.box_coder,
+                                  differentiable=self.differentiable)
 
 
 # ----------------------------------------------------------------------------- the RPN module
@@ -377,10 +381,10 @@ class RPN(nn.Module):
                              f"generator makes {anchor_generator.num_anchors_per_location}")
         self.anchor_generator = anchor_generator
         self.head = head
-        self.proposal_layer = ProposalLayer(settings, differentiable_proposals)
+        self.box_coder = BoxCoder(RPN_BOX_WEIGHTS)
+        self.proposal_layer = ProposalLayer(settings, differentiable_proposals, self.box_coder)
         self.matcher = Matcher(fg_iou_thresh, bg_iou_thresh, allow_low_quality_matches=True)
         self.sampler = BalancedSampler(batch_size_per_image, positive_fraction)
-        self.box_coder = BoxCoder((1.0, 1.0, 1.0, 1.0))
         self.box_loss_beta = box_loss_beta
         self.box_loss_weight = box_loss_weight
 

@@ -37,7 +37,7 @@ class TrainSettings:
     weight decay 5e-4, lr 0.001 for 60k mini-batches then 0.0001; the course fine-tunes for
     a thousand steps, so it uses a larger rate, a warm-up and a decay)."""
 
-    steps: int = 1000  # lesson 08's training and lesson 10's baseline: ~3 min on 2 CPU cores (benchmarks/README.md)
+    steps: int = 1000  # lesson 08's training and lesson 10's baseline (times: benchmarks/README.md)
     batch_size: int = 4  # 4 images a step: more steps for the same time than 8 (benchmarks/tune_detector.py)
     lr: float = 0.06  # fine-tuning the pretrained backbone, with BatchNorm (benchmarks/tune_detector.py)
     momentum: float = 0.9

@@ -1,4 +1,4 @@
-"""minifrcnn.ablations: the test-time proposal variants, the one-stage detector, the RPN
+"""minifrcnn.course.ablations: the test-time proposal variants, the one-stage detector, the RPN
 box-loss weight, the rows and their results file, and the resumable script."""
 import hashlib
 import json
@@ -7,11 +7,12 @@ from dataclasses import replace
 import pytest
 import torch
 
-from minifrcnn import ablations
-from minifrcnn.ablations import (TRAINING_ROWS, OneStageDetector, ProposalVariant, ablate_proposals,
-                                 detections_with, expected_rows, find_row, lambda_to_weight, proposal_recall,
-                                 row_settings, rpn_outputs, run_ablations, run_key, select_proposals, time_parts)
 from minifrcnn.boxes import BoxCoder, box_iou, clip_boxes_to_image, remove_small_boxes
+from minifrcnn.course import ablations
+from minifrcnn.course.ablations import (TRAINING_ROWS, OneStageDetector, ProposalVariant, ablate_proposals,
+                                        detections_with, expected_rows, find_row, lambda_to_weight,
+                                        proposal_recall, row_settings, rpn_outputs, run_ablations, run_key,
+                                        select_proposals, time_parts)
 from minifrcnn.detector import DetectorConfig, FasterRCNN, detect
 from minifrcnn.rpn import ProposalSettings, generate_proposals
 from minifrcnn.training import load_checkpoint

@@ -57,7 +57,7 @@ def test_a_checkpoint_that_is_not_minifrcnns_is_refused(tmp_path):
 def test_ablations_smoke_run_is_resumable(tmp_path):
     """The whole ablation script on 8 images and 2 steps per row, then again: every row is
     kept from the file the second time (nothing is trained)."""
-    from minifrcnn.ablations import TRAINING_ROWS, expected_rows
+    from minifrcnn.course.ablations import TRAINING_ROWS, expected_rows
     out = tmp_path / "results" / "ablations.json"
     args = ("ablations", "--out", str(out), "--steps", "2", "--limit", "8", "--threads", "1", "--seeds", "0")
     stdout = run(*args, cwd=tmp_path)

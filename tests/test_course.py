@@ -1,4 +1,4 @@
-"""The classroom tools (minifrcnn/course.py): the student edition and the HTML site.
+"""The classroom tools (minifrcnn/course/editions.py): the student edition and the HTML site.
 
 Kept cheap: every lesson's stubs are checked statically and against its checker (run
 directly, in a namespace built from the lesson's imports and functions, no kernel); two fast
@@ -14,9 +14,9 @@ import nbformat
 import pytest
 from nbclient.exceptions import CellExecutionError
 
-from minifrcnn.course import (STUB_TAG, build_site, is_solution, learning_goals, lesson_title, lessons, main,
-                              notebook_client, stub_source)
-from minifrcnn.exercises import ExerciseError
+from minifrcnn.course.editions import (STUB_TAG, build_site, is_solution, learning_goals, lesson_title,
+                                       lessons, main, notebook_client, stub_source)
+from minifrcnn.course.exercises import ExerciseError
 
 ROOT = Path(__file__).resolve().parents[1]
 LESSONS = lessons(ROOT / "notebooks")

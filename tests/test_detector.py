@@ -2,8 +2,8 @@
 import pytest
 import torch
 
-from minifrcnn.detector import (DetectorConfig, FasterRCNN, config_table, load_torchvision_weights,
-                                torchvision_twin)
+from minifrcnn.compat.torchvision import load_torchvision_weights, torchvision_twin
+from minifrcnn.detector import DetectorConfig, FasterRCNN, config_table
 
 
 def tiny_config(**changes):

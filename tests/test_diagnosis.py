@@ -1,10 +1,10 @@
-"""minifrcnn.diagnosis: every detection gets exactly one kind, by hand-made cases and
+"""minifrcnn.course.diagnosis: every detection gets exactly one kind, by hand-made cases and
 against evaluate_voc's true positives on random data."""
 import numpy as np
 import pytest
 import torch
 
-from minifrcnn.diagnosis import KINDS, classify_detections, diagnose
+from minifrcnn.course.diagnosis import KINDS, classify_detections, diagnose
 from minifrcnn.evaluation import evaluate_voc
 
 DIGIT_3, DIGIT_7 = 4, 8  # labels: digit d is d + 1

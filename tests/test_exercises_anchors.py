@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from minifrcnn.anchors import base_anchors, grid_anchors
-from minifrcnn.exercises import ExerciseError
-from minifrcnn.exercises.anchors import check_base_anchors, check_grid_anchors
+from minifrcnn.course.exercises import ExerciseError
+from minifrcnn.course.exercises.anchors import check_base_anchors, check_grid_anchors
 
 
 # ----------------------------------------------------------------------------- learners' attempts

@@ -5,8 +5,8 @@ import torch
 import torchvision.ops as tv_ops
 
 from minifrcnn import boxes as B
-from minifrcnn.exercises import ExerciseError
-from minifrcnn.exercises.boxes import check_box_area, check_coco_to_xyxy, check_iou, coco_to_xyxy
+from minifrcnn.course.exercises import ExerciseError
+from minifrcnn.course.exercises.boxes import check_box_area, check_coco_to_xyxy, check_iou, coco_to_xyxy
 
 
 def _inter_wh(b1, b2):

@@ -1,9 +1,9 @@
 """The exercise machinery's messages for functions that are not written yet (the student
-edition's stubs, minifrcnn/course.py) and for ones that raise."""
+edition's stubs, minifrcnn/course/editions.py) and for ones that raise."""
 import pytest
 import torch
 
-from minifrcnn.exercises._check import Case, ExerciseError, call_learner, check_against
+from minifrcnn.course.exercises._check import Case, ExerciseError, call_learner, check_against
 
 CASES = [Case("two boxes", (torch.tensor([[0.0, 0.0, 2.0, 2.0], [1.0, 1.0, 3.0, 4.0]]),), hint="width times height")]
 

@@ -3,9 +3,9 @@ import pytest
 import torch
 
 from minifrcnn.boxes import box_iou
+from minifrcnn.course.exercises import ExerciseError
+from minifrcnn.course.exercises.detector import check_match, match_cases, reference_match
 from minifrcnn.evaluation import evaluate_voc
-from minifrcnn.exercises import ExerciseError
-from minifrcnn.exercises.detector import check_match, match_cases, reference_match
 
 
 def learner_match(boxes, scores, gt_boxes, iou_threshold=0.5, input_order=False, reuse=False, at_least=False,

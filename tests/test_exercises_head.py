@@ -7,9 +7,9 @@ import torchvision
 from torchvision.models.detection.roi_heads import RoIHeads
 
 from minifrcnn.boxes import BoxCoder, box_iou, clip_boxes_to_image
-from minifrcnn.exercises import ExerciseError
-from minifrcnn.exercises.head import (_variant, check_postprocess, check_proposal_labels,
-                                      reference_postprocess, reference_proposal_labels)
+from minifrcnn.course.exercises import ExerciseError
+from minifrcnn.course.exercises.head import (_variant, check_postprocess, check_proposal_labels,
+                                             reference_postprocess, reference_proposal_labels)
 from minifrcnn.nms import batched_nms
 
 
@@ -160,7 +160,7 @@ def test_check_postprocess_rejects_in_place_changes():
 def test_symptoms_are_specific():
     """Each mistake matches its own variant only on the cases that tell them apart: the
     unchanged variant is the reference itself."""
-    from minifrcnn.exercises.head import postprocess_cases
+    from minifrcnn.course.exercises.head import postprocess_cases
     for case in postprocess_cases():
         expected = reference_postprocess(*case.args, **case.kwargs)
         got = _variant(*case.args, **case.kwargs)

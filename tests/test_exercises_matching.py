@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from minifrcnn.boxes import BoxCoder
-from minifrcnn.exercises import ExerciseError
-from minifrcnn.exercises.matching import check_anchor_labels, check_encode
+from minifrcnn.course.exercises import ExerciseError
+from minifrcnn.course.exercises.matching import check_anchor_labels, check_encode
 from minifrcnn.matching import Matcher, match_labels
 
 

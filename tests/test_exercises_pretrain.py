@@ -3,10 +3,10 @@ and independent ones) and reject the plausible wrong ones, naming the mistake.""
 import pytest
 import torch
 
-from minifrcnn.exercises import ExerciseError
-from minifrcnn.exercises.pretrain import check_class_evidence, check_crop_boxes
-from minifrcnn.pretrain import DigitClassifier, class_evidence, crop_boxes
 from minifrcnn.backbone import SmallBackbone
+from minifrcnn.course.exercises import ExerciseError
+from minifrcnn.course.exercises.pretrain import check_class_evidence, check_crop_boxes
+from minifrcnn.pretrain import DigitClassifier, class_evidence, crop_boxes
 
 
 def loop_crop_boxes(boxes, fraction, shift):

@@ -6,9 +6,10 @@ import pytest
 import torch
 import torchvision
 
-from minifrcnn.exercises import ExerciseError
-from minifrcnn.exercises.results import _variant, check_recall_at_n, recall_cases, reference_recall_at_n
-from minifrcnn.train_rpn import recall_vs_proposals
+from minifrcnn.course.exercises import ExerciseError
+from minifrcnn.course.exercises.results import (_variant, check_recall_at_n, recall_cases,
+                                                reference_recall_at_n)
+from minifrcnn.course.train_rpn import recall_vs_proposals
 
 
 def learner_recall(proposals, gt_boxes, n, iou_threshold=0.5):

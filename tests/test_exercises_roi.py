@@ -6,8 +6,8 @@ import pytest
 import torch
 import torchvision.ops as tv
 
-from minifrcnn.exercises import ExerciseError
-from minifrcnn.exercises.roi import check_roi_pool_one
+from minifrcnn.course.exercises import ExerciseError
+from minifrcnn.course.exercises.roi import check_roi_pool_one
 from minifrcnn.roi_ops import roi_pool_one
 
 

@@ -5,8 +5,8 @@ import torch
 import torchvision.ops as tv_ops
 
 from minifrcnn.boxes import box_iou, clip_boxes_to_image, remove_small_boxes
-from minifrcnn.exercises import ExerciseError
-from minifrcnn.exercises.rpn import check_filter_proposals, check_nms, reference_filter_proposals
+from minifrcnn.course.exercises import ExerciseError
+from minifrcnn.course.exercises.rpn import check_filter_proposals, check_nms, reference_filter_proposals
 from minifrcnn.nms import nms, nms_loop
 
 

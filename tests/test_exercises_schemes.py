@@ -3,9 +3,9 @@ with a message that names them."""
 import pytest
 import torch
 
-from minifrcnn.exercises import ExerciseError
-from minifrcnn.exercises.schemes import check_set_trainable
-from minifrcnn.schemes import ALTERNATING_STEPS, set_trainable
+from minifrcnn.course.exercises import ExerciseError
+from minifrcnn.course.exercises.schemes import check_set_trainable
+from minifrcnn.course.schemes import ALTERNATING_STEPS, set_trainable
 
 
 def by_parts(model, step):

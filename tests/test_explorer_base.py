@@ -4,7 +4,7 @@ import matplotlib
 matplotlib.use("Agg")
 import ipywidgets as widgets  # noqa: E402
 
-from minifrcnn.explorers import Explorer  # noqa: E402
+from minifrcnn.course.explorers import Explorer  # noqa: E402
 
 
 def test_moving_a_slider_recomputes_and_redraws():

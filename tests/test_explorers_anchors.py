@@ -8,7 +8,7 @@ import torch  # noqa: E402
 from torchvision.ops import box_iou as tv_box_iou  # noqa: E402
 
 from minifrcnn.anchors import AnchorGenerator, base_anchors, grid_anchors  # noqa: E402
-from minifrcnn.explorers.anchors import (anchor_explorer_state, best_anchor_iou,  # noqa: E402
+from minifrcnn.course.explorers.anchors import (anchor_explorer_state, best_anchor_iou,  # noqa: E402
                                          inside_image, make_anchor_explorer, num_cells)
 
 

@@ -7,10 +7,10 @@ matplotlib.use("Agg")
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from minifrcnn.detector import DetectorConfig, FasterRCNN, detect  # noqa: E402
-from minifrcnn.diagnosis import classify_detections  # noqa: E402
-from minifrcnn.explorers.detections import (candidate_detections, detection_explorer_state,  # noqa: E402
+from minifrcnn.course.diagnosis import classify_detections  # noqa: E402
+from minifrcnn.course.explorers.detections import (candidate_detections, detection_explorer_state,  # noqa: E402
                                             make_detection_explorer, select_detections, total_counts)
+from minifrcnn.detector import DetectorConfig, FasterRCNN, detect  # noqa: E402
 from minifrcnn.nms import batched_nms  # noqa: E402
 
 
@@ -120,8 +120,8 @@ def test_error_gallery_shows_the_most_confident_errors_of_each_kind():
     import matplotlib.pyplot as plt
 
     from minifrcnn.data import CLASS_NAMES
-    from minifrcnn.diagnosis import diagnose
-    from minifrcnn.explorers.detections import describe_error, draw_error_gallery
+    from minifrcnn.course.diagnosis import diagnose
+    from minifrcnn.course.explorers.detections import describe_error, draw_error_gallery
 
     gt = [{"boxes": torch.tensor([[10.0, 10, 50, 50], [70, 70, 110, 110]]), "labels": torch.tensor([4, 8])}]
     det = [{"boxes": torch.tensor([[11.0, 10, 51, 50], [10, 12, 50, 52], [10, 10, 30, 50], [70, 71, 110, 111],

@@ -8,7 +8,7 @@ import torch  # noqa: E402
 import torchvision.ops as tv_ops  # noqa: E402
 
 from minifrcnn.boxes import box_iou  # noqa: E402
-from minifrcnn.explorers.iou import iou_state, make_iou_explorer  # noqa: E402
+from minifrcnn.course.explorers.iou import iou_state, make_iou_explorer  # noqa: E402
 
 
 @pytest.mark.parametrize("x, y, w, h, expected", [

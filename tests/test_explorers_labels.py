@@ -15,10 +15,10 @@ from torchvision.models.detection._utils import Matcher as TvMatcher  # noqa: E4
 
 from minifrcnn.anchors import AnchorGenerator  # noqa: E402
 from minifrcnn.boxes import BoxCoder, box_iou  # noqa: E402
-from minifrcnn.data import load_digits  # noqa: E402
-from minifrcnn.explorers.deltas import delta_state, make_delta_playground  # noqa: E402
-from minifrcnn.explorers.labels import (NO_POSITIVE_COLOR, anchor_label_state,  # noqa: E402
+from minifrcnn.course.explorers.deltas import delta_state, make_delta_playground  # noqa: E402
+from minifrcnn.course.explorers.labels import (NO_POSITIVE_COLOR, anchor_label_state,  # noqa: E402
                                         make_label_explorer)
+from minifrcnn.data import load_digits  # noqa: E402
 from minifrcnn.matching import Matcher, match_labels  # noqa: E402
 
 ANCHORS = AnchorGenerator((16, 32, 64), (0.5, 1.0, 2.0))((128, 128), (16, 16))

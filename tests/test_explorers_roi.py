@@ -10,7 +10,7 @@ import torch  # noqa: E402
 import torchvision.ops as tv  # noqa: E402
 from matplotlib.collections import LineCollection, PathCollection  # noqa: E402
 
-from minifrcnn.explorers.roi import OPS, make_roi_explorer, roi_state  # noqa: E402
+from minifrcnn.course.explorers.roi import OPS, make_roi_explorer, roi_state  # noqa: E402
 
 STRIDE = 16
 

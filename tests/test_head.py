@@ -5,8 +5,8 @@ from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHe
 from torchvision.models.detection.roi_heads import RoIHeads
 from torchvision.ops import MultiScaleRoIAlign
 
-from minifrcnn.head import BoxHead, DetectionHead, HeadSettings, head_loss, sample_proposals
 from minifrcnn.boxes import BoxCoder
+from minifrcnn.head import BoxHead, DetectionHead, HeadSettings, head_loss, sample_proposals
 from minifrcnn.matching import BalancedSampler, Matcher
 from minifrcnn.roi_ops import RoIOp
 

@@ -1,6 +1,11 @@
 """Project hygiene: notebooks committed clean, environment.yml in sync, README commands."""
 import json
+import os
 import re
+import shutil
+import subprocess
+import sys
+import zipfile
 from pathlib import Path
 
 import nbformat
@@ -99,3 +104,32 @@ def test_readme_lists_every_lesson():
     readme = (ROOT / "README.md").read_text()
     for path in NOTEBOOKS:
         assert path.name in readme, f"README's lesson list misses {path.name}"
+
+
+@pytest.mark.slow
+def test_a_plain_install_has_and_imports_every_module(tmp_path):
+    """`pip install .` (not editable): the wheel holds every module of the source tree, and
+    each imports from it, away from the checkout (no data folder beside it)."""
+    source = tmp_path / "source"  # a copy: building in the checkout would leave build/ there, and reuse it
+    shutil.copytree(ROOT / "minifrcnn", source / "minifrcnn", ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
+        shutil.copy(ROOT / name, source / name)
+    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", str(tmp_path),
+                            str(source)], capture_output=True, text=True)
+    assert built.returncode == 0, built.stderr[-2000:]
+    wheel = next(tmp_path.glob("minifrcnn-*.whl"))
+    in_wheel = {name for name in zipfile.ZipFile(wheel).namelist() if name.endswith(".py")}
+    in_source = {p.relative_to(ROOT).as_posix() for p in (ROOT / "minifrcnn").rglob("*.py")}
+    assert in_source - in_wheel == set(), "modules missing from the wheel"
+
+    site = tmp_path / "site"
+    zipfile.ZipFile(wheel).extractall(site)
+    script = ("import importlib, pkgutil, minifrcnn\n"
+              f"assert minifrcnn.__file__.startswith({str(site)!r}), minifrcnn.__file__\n"
+              "for m in pkgutil.walk_packages(minifrcnn.__path__, 'minifrcnn.'):\n"
+              "    if not m.name.endswith('__main__'):\n"
+              "        importlib.import_module(m.name)\n")
+    env = {k: v for k, v in os.environ.items() if k != "MINIFRCNN_DATA"}
+    env["PYTHONPATH"] = str(site)
+    imported = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert imported.returncode == 0, imported.stderr[-2000:]

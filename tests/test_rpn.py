@@ -12,10 +12,11 @@ from torchvision.models.detection.rpn import RPNHead as TVRPNHead
 from torchvision.models.detection.rpn import concat_box_prediction_layers
 
 from minifrcnn.anchors import AnchorGenerator
+from minifrcnn.course.train_rpn import make_rpn_model, recall_vs_iou, recall_vs_proposals, train_rpn
 from minifrcnn.matching import BalancedSampler
-from minifrcnn.rpn import (RPN, ProposalLayer, ProposalSettings, RPNHead, assign_targets, flatten_head_outputs,
-                           generate_proposals, rpn_losses, sample_anchors, settings_table)
-from minifrcnn.train_rpn import make_rpn_model, recall_vs_iou, recall_vs_proposals, train_rpn
+from minifrcnn.rpn import (RPN, ProposalLayer, ProposalSettings, RPNHead, assign_targets,
+                           flatten_head_outputs, generate_proposals, rpn_losses, sample_anchors,
+                           settings_table)
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 SIZES, RATIOS = (16, 32, 64), (0.5, 1.0, 2.0)
@@ -285,7 +286,7 @@ def test_recall_functions():
 def test_live_loss_plot_and_batching():
     import matplotlib
     matplotlib.use("Agg")
-    from minifrcnn.train_rpn import batch_images
+    from minifrcnn.course.train_rpn import batch_images
     from minifrcnn.training import LiveLossPlot
     plot = LiveLossPlot(every=2, window=2)
     for step, value in enumerate([4.0, 2.0, 1.0]):

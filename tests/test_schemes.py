@@ -3,10 +3,11 @@ backbone at the end, the gradient through the proposals, determinism, bad inputs
 import pytest
 import torch
 
+from minifrcnn.course.schemes import (ALTERNATING_STEPS, HEAD_LOSSES, RPN_LOSSES, STAGE_NAMES,
+                                      AlternatingStage, UnsharedFasterRCNN, evaluate_model, proposal_gradient,
+                                      set_trainable, split_steps, train_alternating, train_approximate_joint,
+                                      train_non_approximate_joint)
 from minifrcnn.detector import DetectorConfig, FasterRCNN, detect
-from minifrcnn.schemes import (ALTERNATING_STEPS, HEAD_LOSSES, RPN_LOSSES, STAGE_NAMES, AlternatingStage,
-                               UnsharedFasterRCNN, evaluate_model, proposal_gradient, set_trainable, split_steps,
-                               train_alternating, train_approximate_joint, train_non_approximate_joint)
 from minifrcnn.training import TrainSettings, train
 
 

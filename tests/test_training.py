@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from minifrcnn.detector import DetectorConfig, FasterRCNN
-from minifrcnn.training import (NonFiniteLossError, TrainSettings, batch_indices, load_checkpoint, load_weights,
-                                train)
+from minifrcnn.training import (NonFiniteLossError, TrainSettings, batch_indices, load_checkpoint,
+                                load_weights, train)
 
 
 def tiny_model(seed=0):

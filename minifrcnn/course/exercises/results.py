@@ -2,7 +2,7 @@
 
 ``check_recall_at_n(fn)`` runs a learner's ``fn(proposals, gt_boxes, n, iou_threshold=0.5)
 -> float`` on hand-made and random cases and compares it with :func:`reference_recall_at_n`
-(``minifrcnn.train_rpn.recall_vs_proposals``, the measurement behind the paper's recall
+(``minifrcnn.course.train_rpn.recall_vs_proposals``, the measurement behind the paper's recall
 figures). ``proposals`` and ``gt_boxes`` are lists with one ``(K_i, 4)`` / ``(G_i, 4)``
 tensor per image, the proposals best first. The recall is the fraction of *all*
 ground-truth boxes (over every image) that at least one of the first ``n`` proposals of
@@ -13,9 +13,9 @@ and names the one that fits.
 """
 import torch
 
-from ..boxes import box_iou
+from ...boxes import box_iou
 from ..train_rpn import recall_vs_proposals
-from ._check import Case, ExerciseError, _describe, call_learner
+from ._check import Case, ExerciseError, describe, call_learner
 
 __all__ = ["check_recall_at_n", "reference_recall_at_n", "recall_cases"]
 
@@ -138,7 +138,7 @@ def _as_float(value, label):
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value)
     raise ExerciseError(f"{label}: return the recall as one number (a float, e.g. found / total), "
-                        f"got {_describe(value)}")
+                        f"got {describe(value)}")
 
 
 def _copy(case):
@@ -173,7 +173,7 @@ def check_recall_at_n(fn, seed=0):
             raise ExerciseError(
                 f"{label}: your recall is {got:.6g}, expected {expected:.6g} ({round(expected * objects)} of "
                 f"{objects} objects found with the first {case.args[2]} proposals of each image, IoU >= "
-                f"{case.kwargs.get('iou_threshold', 0.5)})\n  inputs: {_describe(case.args)}\n  hint: {case.hint}"
+                f"{case.kwargs.get('iou_threshold', 0.5)})\n  inputs: {describe(case.args)}\n  hint: {case.hint}"
                 + (f"\n  symptom: {symptom}" if symptom else ""))
         if any(not torch.equal(a, c) for before, after in zip(case.args[:2], copies.args[:2])
                for a, c in zip(before, after)):

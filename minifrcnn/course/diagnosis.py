@@ -28,7 +28,7 @@ data set gives them (tensors or arrays)::
 """
 import numpy as np
 
-from .evaluation import _iou_numpy, _to_numpy, match_voc
+from ..evaluation import iou_numpy, to_numpy, match_voc
 
 KINDS = ("correct", "duplicate", "mislocalised", "confusion", "background")
 ERRORS = KINDS[1:]
@@ -54,11 +54,11 @@ def classify_detections(boxes, scores, labels, gt_boxes, gt_labels, iou_threshol
         ``missed`` ``(G,)`` bool: objects without a correct detection; ``counts``: kind ->
         number, plus ``"missed"``.
     """
-    boxes = _to_numpy(boxes, np.float64).reshape(-1, 4)
-    scores = _to_numpy(scores, np.float64).reshape(-1)
-    labels = _to_numpy(labels, np.int64).reshape(-1)
-    gt_boxes = _to_numpy(gt_boxes, np.float64).reshape(-1, 4)
-    gt_labels = _to_numpy(gt_labels, np.int64).reshape(-1)
+    boxes = to_numpy(boxes, np.float64).reshape(-1, 4)
+    scores = to_numpy(scores, np.float64).reshape(-1)
+    labels = to_numpy(labels, np.int64).reshape(-1)
+    gt_boxes = to_numpy(gt_boxes, np.float64).reshape(-1, 4)
+    gt_labels = to_numpy(gt_labels, np.int64).reshape(-1)
     if not len(boxes) == len(scores) == len(labels):
         raise ValueError(f"detections: {len(boxes)} boxes, {len(scores)} scores and {len(labels)} labels")
     if len(gt_boxes) != len(gt_labels):
@@ -71,7 +71,7 @@ def classify_detections(boxes, scores, labels, gt_boxes, gt_labels, iou_threshol
     gt_index = -np.ones(num_det, dtype=np.int64)
     iou_out = np.zeros(num_det, dtype=np.float64)
     missed = np.ones(len(gt_boxes), dtype=bool)
-    iou = _iou_numpy(boxes, gt_boxes)  # (D, G)
+    iou = iou_numpy(boxes, gt_boxes)  # (D, G)
 
     # 1-2. VOC's matching, class by class: correct detections and duplicates.
     for label in np.unique(labels):
@@ -130,13 +130,13 @@ def diagnose(detections, ground_truths, score_threshold=0.0, iou_threshold=0.5, 
     per_image, errors = [], []
     totals = {kind: 0 for kind in KINDS + ("missed", "objects")}
     for i, (det, gt) in enumerate(zip(detections, ground_truths)):
-        scores = _to_numpy(det["scores"], np.float64).reshape(-1)
+        scores = to_numpy(det["scores"], np.float64).reshape(-1)
         keep = scores > score_threshold
-        boxes = _to_numpy(det["boxes"], np.float64).reshape(-1, 4)[keep]
-        labels = _to_numpy(det["labels"], np.int64).reshape(-1)[keep]
+        boxes = to_numpy(det["boxes"], np.float64).reshape(-1, 4)[keep]
+        labels = to_numpy(det["labels"], np.int64).reshape(-1)[keep]
         scores = scores[keep]
-        gt_boxes = _to_numpy(gt["boxes"], np.float64).reshape(-1, 4)
-        gt_labels = _to_numpy(gt["labels"], np.int64).reshape(-1)
+        gt_boxes = to_numpy(gt["boxes"], np.float64).reshape(-1, 4)
+        gt_labels = to_numpy(gt["labels"], np.int64).reshape(-1)
         result = classify_detections(boxes, scores, labels, gt_boxes, gt_labels, iou_threshold, background_iou)
         result.update(boxes=boxes, scores=scores, labels=labels)
         per_image.append(result)

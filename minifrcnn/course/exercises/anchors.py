@@ -6,7 +6,7 @@ middle, anchor-major order...) and, if one matches, say so in the hint.
 """
 import torch
 
-from ..anchors import base_anchors, grid_anchors
+from ...anchors import base_anchors, grid_anchors
 from ._check import Case, check_against
 
 

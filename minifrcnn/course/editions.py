@@ -7,7 +7,7 @@ The student edition replaces every cell tagged ``solution`` by a stub: the funct
 ``def`` line (and its docstring and leading comments) stay, the body becomes a ``TODO`` and
 ``raise NotImplementedError``. The checker cell after it stays, so a learner who runs it
 before writing the function is told "this is the exercise stub: fill in the TODO in ..."
-(see ``minifrcnn.exercises._check.call_learner``).
+(see ``minifrcnn.course.exercises._check.call_learner``).
 """
 import argparse
 import ast
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import nbformat
 
-LESSONS_DIR = Path(__file__).resolve().parents[1] / "notebooks"
+LESSONS_DIR = Path(__file__).resolve().parents[2] / "notebooks"
 SOLUTION_TAG = "solution"
 STUB_TAG = "exercise-stub"
 STUB_MESSAGE = "exercise stub: fill in the TODO in {name}"

@@ -16,8 +16,8 @@ import matplotlib.pyplot as plt
 import torch
 from matplotlib.lines import Line2D
 
-from ..anchors import base_anchors, grid_anchors
-from ..boxes import box_iou
+from ...anchors import base_anchors, grid_anchors
+from ...boxes import box_iou
 from ..draw import draw_box_outlines, show_image, to_numpy_image
 from ._base import Explorer
 
@@ -226,7 +226,7 @@ def make_anchor_explorer(image, boxes=None, sizes=(16, 32, 64), ratios=(0.5, 1.0
     """An interactive anchor explorer over ``image``.
 
     Args:
-        image: the picture to draw on (any form :func:`minifrcnn.draw.show_image` takes);
+        image: the picture to draw on (any form :func:`minifrcnn.course.draw.show_image` takes);
             its size is the image size of the anchors.
         boxes: optional ``(G, 4)`` ground-truth boxes to draw in white.
         sizes, ratios, stride: the initial anchor design (must be among the options).

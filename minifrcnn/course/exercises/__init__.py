@@ -4,6 +4,6 @@ Each checker runs a learner's function on a list of cases (random and edge input
 compares it with the package's finished version, and either prints a one-line success or
 raises an ``AssertionError`` that says which case failed, how, and a hint. They never
 just say "wrong". One module per lesson topic (``boxes``, ``anchors``, ``matching``, ...):
-``from minifrcnn.exercises.boxes import check_iou``.
+``from minifrcnn.course.exercises.boxes import check_iou``.
 """
 from ._check import Case, ExerciseError, check_against  # noqa: F401

@@ -26,21 +26,21 @@ class Case:
     kwargs: dict = field(default_factory=dict)
 
 
-def _describe(value):
+def describe(value):
     if isinstance(value, torch.Tensor):
         return f"tensor of shape {tuple(value.shape)}, dtype {value.dtype}"
     if isinstance(value, (tuple, list)):
-        return f"{type(value).__name__} of {len(value)}: [" + ", ".join(_describe(v) for v in value) + "]"
+        return f"{type(value).__name__} of {len(value)}: [" + ", ".join(describe(v) for v in value) + "]"
     return repr(value)
 
 
-def _compare(got, expected, atol, rtol, path="result"):
+def compare(got, expected, atol, rtol, path="result"):
     """None if ``got`` matches ``expected``, else a sentence saying how it differs."""
     if isinstance(expected, (tuple, list)):
         if not isinstance(got, (tuple, list)) or len(got) != len(expected):
-            return f"{path} should be a {type(expected).__name__} of {len(expected)} values, got {_describe(got)}"
+            return f"{path} should be a {type(expected).__name__} of {len(expected)} values, got {describe(got)}"
         for i, (g, e) in enumerate(zip(got, expected)):
-            problem = _compare(g, e, atol, rtol, f"{path}[{i}]")
+            problem = compare(g, e, atol, rtol, f"{path}[{i}]")
             if problem:
                 return problem
         return None
@@ -100,7 +100,7 @@ def call_learner(fn, case, what, label):
         stub = _stub_name(exc, fn)
         if stub is None:
             raise ExerciseError(f"{label}: {what} raised NotImplementedError: {exc}\n"
-                                f"  inputs: {_describe(case.args)}") from exc
+                                f"  inputs: {describe(case.args)}") from exc
         fn_name = getattr(fn, "__name__", stub)
         caller = f" (your {fn_name} calls it)" if stub != fn_name else ""
         raise ExerciseError(f"{what} is not written yet: this is the exercise stub: fill in the TODO in "
@@ -108,7 +108,7 @@ def call_learner(fn, case, what, label):
                             f"code, then run this cell again.") from None
     except Exception as exc:
         raise ExerciseError(f"{label}: {what} raised {type(exc).__name__}: {exc}\n"
-                            f"  inputs: {_describe(case.args)}" + (f"\n  hint: {case.hint}" if case.hint else "")
+                            f"  inputs: {describe(case.args)}" + (f"\n  hint: {case.hint}" if case.hint else "")
                             ) from exc
 
 
@@ -134,7 +134,7 @@ def check_against(student_fn, reference_fn, cases, atol=1e-5, rtol=1e-5, what="y
                       case.hint, case.kwargs)
         got = call_learner(student_fn, copies, what, label)
         expected = reference_fn(*case.args, **case.kwargs)
-        inputs = f"\n  inputs: {_describe(case.args)}"
+        inputs = f"\n  inputs: {describe(case.args)}"
         hint = f"\n  hint: {case.hint}" if case.hint else ""
         # Checked first: a float32 result of float64 inputs is "close" but never equal.
         float64_in = any(isinstance(a, torch.Tensor) and a.dtype == torch.float64 for a in case.args)
@@ -143,7 +143,7 @@ def check_against(student_fn, reference_fn, cases, atol=1e-5, rtol=1e-5, what="y
                 f"{label}: float64 inputs gave a {got.dtype} result.\n  hint: compute from the input "
                 f"tensors (or pass dtype=x.dtype to torch.zeros / torch.tensor) so that the result keeps "
                 f"the input's precision.")
-        problem = _compare(got, expected, atol, rtol)
+        problem = compare(got, expected, atol, rtol)
         if problem:
             symptom = None
             if symptoms is not None:

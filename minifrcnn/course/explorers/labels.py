@@ -15,9 +15,9 @@ import numpy as np
 import torch
 from matplotlib.ticker import NullFormatter
 
-from ..boxes import box_iou
+from ...boxes import box_iou
 from ..draw import LABEL_COLORS, draw_anchor_labels, draw_box_outlines, label_legend, show_image
-from ..matching import Matcher, match_labels
+from ...matching import Matcher, match_labels
 from ._base import Explorer
 
 KINDS = ("positive", "ignored", "negative")

@@ -20,16 +20,16 @@ mistakes (one class per proposal, class-agnostic NMS, no clipping, box-coder wei
 import torch
 import torch.nn.functional as F
 
-from ..boxes import BoxCoder, box_iou, clip_boxes_to_image, remove_small_boxes
-from ..head import HeadSettings, assign_targets, postprocess
-from ..matching import Matcher
-from ..nms import batched_nms, nms
-from ._check import Case, ExerciseError, _compare, _describe, call_learner
+from ...boxes import HEAD_BOX_WEIGHTS, BoxCoder, box_iou, clip_boxes_to_image, remove_small_boxes
+from ...head import HeadSettings, assign_targets, postprocess
+from ...matching import Matcher
+from ...nms import batched_nms, nms
+from ._check import Case, ExerciseError, compare, describe, call_learner
 
 __all__ = ["check_proposal_labels", "reference_proposal_labels", "proposal_label_cases",
            "check_postprocess", "reference_postprocess", "postprocess_cases"]
 
-HEAD_WEIGHTS = (10.0, 10.0, 5.0, 5.0)
+HEAD_WEIGHTS = HEAD_BOX_WEIGHTS
 
 
 def _t(rows, dtype=torch.float32):
@@ -151,7 +151,7 @@ def check_proposal_labels(fn, seed=0):
         copies = Case(case.name, tuple(a.clone() for a in case.args), case.hint, case.kwargs)
         got = call_learner(fn, copies, what, label)
         expected = reference_proposal_labels(*case.args, **case.kwargs)
-        problem = _compare(got, expected, 0, 0, "labels")
+        problem = compare(got, expected, 0, 0, "labels")
         if problem:
             symptom = None
             if isinstance(got, torch.Tensor) and got.shape == expected.shape:
@@ -159,7 +159,7 @@ def check_proposal_labels(fn, seed=0):
                     symptom = _label_symptom(got, expected, case)
                 except Exception:
                     symptom = None
-            raise ExerciseError(f"{label}: {problem}\n  inputs: {_describe(case.args)}\n  hint: {case.hint}"
+            raise ExerciseError(f"{label}: {problem}\n  inputs: {describe(case.args)}\n  hint: {case.hint}"
                                 + (f"\n  symptom: {symptom}" if symptom else ""))
         if any(not torch.equal(a, c) for a, c in zip(case.args, copies.args)):
             raise ExerciseError(f"{label}: the labels are right, but {what} changed its inputs in place "
@@ -272,7 +272,7 @@ def postprocess_cases(seed=0):
 
 def _as_detections(got, label):
     if not isinstance(got, dict) or not {"boxes", "scores", "labels"} <= set(got):
-        what = sorted(got) if isinstance(got, dict) else _describe(got)
+        what = sorted(got) if isinstance(got, dict) else describe(got)
         raise ExerciseError(f"{label}: return a dict with keys 'boxes', 'scores' and 'labels' (as "
                             f"torchvision's detectors do), got {what}")
     return got
@@ -300,7 +300,7 @@ def check_postprocess(fn, seed=0):
         if isinstance(got["boxes"], torch.Tensor) and len(got["boxes"]) != len(expected["boxes"]):
             problem = f"you return {len(got['boxes'])} detections, expected {len(expected['boxes'])}"
         for key, atol in (("boxes", 1e-4), ("scores", 1e-5), ("labels", 0)):
-            problem = problem or _compare(got[key], expected[key], atol, 1e-5, f'result["{key}"]')
+            problem = problem or compare(got[key], expected[key], atol, 1e-5, f'result["{key}"]')
         if problem:
             symptom = None
             for mistake, explanation in _MISTAKES:
@@ -310,7 +310,7 @@ def check_postprocess(fn, seed=0):
                         break
                 except Exception:
                     continue
-            raise ExerciseError(f"{label}: {problem}\n  inputs: {_describe(case.args)}\n  hint: {case.hint}"
+            raise ExerciseError(f"{label}: {problem}\n  inputs: {describe(case.args)}\n  hint: {case.hint}"
                                 + (f"\n  symptom: {symptom}" if symptom else ""))
         if any(isinstance(a, torch.Tensor) and not torch.equal(a, c) for a, c in zip(case.args, copies.args)):
             raise ExerciseError(f"{label}: the detections are right, but {what} changed its inputs in place.")

@@ -13,9 +13,9 @@ COCO's fall-back to the next free box) and names the one that fits.
 import numpy as np
 import torch
 
-from ..boxes import box_iou
-from ..evaluation import match_voc
-from ._check import Case, ExerciseError, _compare, _describe, call_learner
+from ...boxes import box_iou
+from ...evaluation import match_voc
+from ._check import Case, ExerciseError, compare, describe, call_learner
 
 __all__ = ["check_match", "reference_match", "match_cases"]
 
@@ -143,12 +143,12 @@ def check_match(fn, seed=0):
             try:
                 got = torch.as_tensor(np.asarray(got, dtype=bool) if len(got) == 0 else got)
             except Exception:
-                raise ExerciseError(f"{label}: return a (D,) bool tensor, got {_describe(got)}") from None
+                raise ExerciseError(f"{label}: return a (D,) bool tensor, got {describe(got)}") from None
         if got.dtype != torch.bool and got.numel() and set(got.unique().tolist()) <= {0, 1}:
             raise ExerciseError(f"{label}: return booleans (True for a true positive), got {got.dtype}: "
                                 f"e.g. torch.zeros(D, dtype=torch.bool).")
         expected = reference_match(*case.args, **case.kwargs)
-        problem = _compare(got, expected, 0, 0, "is_tp")
+        problem = compare(got, expected, 0, 0, "is_tp")
         if problem:
             symptom = None
             if got.shape == expected.shape and got.dtype == torch.bool:
@@ -161,7 +161,7 @@ def check_match(fn, seed=0):
             if iou is not None and len(iou) <= 4:
                 detail = "\n  IoU (detections x ground truth): " + str([[round(v, 3) for v in row]
                                                                        for row in iou.tolist()])
-            raise ExerciseError(f"{label}: {problem}\n  inputs: {_describe(case.args)}"
+            raise ExerciseError(f"{label}: {problem}\n  inputs: {describe(case.args)}"
                                 f"\n  scores: {[round(v, 3) for v in case.args[1].tolist()][:6]}{detail}"
                                 f"\n  expected: {expected.tolist()[:12]}, you gave {got.tolist()[:12]}"
                                 f"\n  hint: {case.hint}" + (f"\n  symptom: {symptom}" if symptom else ""))

@@ -23,17 +23,17 @@ import torch.nn.functional as F
 from matplotlib.lines import Line2D
 from matplotlib.ticker import NullFormatter
 
-from ..boxes import BoxCoder, box_iou, clip_boxes_to_image, remove_small_boxes
+from ...boxes import HEAD_BOX_WEIGHTS, BoxCoder, box_iou, clip_boxes_to_image, remove_small_boxes
 from ..draw import LABEL_COLORS, class_color, draw_box_outlines, draw_boxes, show_image
-from ..matching import BalancedSampler
-from ..nms import batched_nms, nms
+from ...matching import BalancedSampler
+from ...nms import batched_nms, nms
 from ._base import Explorer
 from .proposals import draw_funnel
 
 KINDS = ("foreground", "background", "ignored")
 KIND_COLORS = {"foreground": LABEL_COLORS["positive"], "background": LABEL_COLORS["negative"],
                "ignored": LABEL_COLORS["ignored"]}
-HEAD_WEIGHTS = (10.0, 10.0, 5.0, 5.0)
+HEAD_WEIGHTS = HEAD_BOX_WEIGHTS
 # Sampled background RoIs are drawn in black: red is also the colour of class 3 (the digit "2")
 # in ``class_color``, which the foreground RoIs use.
 SAMPLED_BACKGROUND = "black"

@@ -16,9 +16,9 @@ import numpy as np
 import torch
 from matplotlib.patches import Rectangle
 
-from .. import boxes as B
+from ... import boxes as B
 from ..draw import draw_box_outlines, show_image
-from ..roi_ops import _pool_edges, _round, roi_align, roi_pool
+from ...roi_ops import pool_edges, round_half_away, roi_align, roi_pool
 from ._base import Explorer
 
 # name -> (op, aligned); the dropdown's choices
@@ -30,10 +30,10 @@ BOX_COLOR, READ_COLOR, BIN_COLOR, POINT_COLOR = "lime", "orange", "orange", "cya
 def _pool_geometry(box, stride, feature_size, output_size):
     """RoI pooling's region read and bins, in pixels (see :func:`roi_state`)."""
     (H, W), (PH, PW) = feature_size, output_size
-    x1, y1, x2, y2 = _round(box / stride).tolist()  # the quantised RoI, in cells
+    x1, y1, x2, y2 = round_half_away(box / stride).tolist()  # the quantised RoI, in cells
     region = torch.tensor([x1, y1, x2 + 1, y2 + 1], dtype=torch.float64) * stride  # end cell included
-    hs, he = _pool_edges(torch.tensor([y1]), torch.tensor([y2]), PH, H)
-    ws, we = _pool_edges(torch.tensor([x1]), torch.tensor([x2]), PW, W)
+    hs, he = pool_edges(torch.tensor([y1]), torch.tensor([y2]), PH, H)
+    ws, we = pool_edges(torch.tensor([x1]), torch.tensor([x2]), PW, W)
     bins = torch.stack(torch.broadcast_tensors(ws[0][None, :], hs[0][:, None], we[0][None, :],
                                                he[0][:, None]), dim=-1).reshape(-1, 4) * stride
     return region, bins.to(torch.float64), (hs[0], he[0], ws[0], we[0])

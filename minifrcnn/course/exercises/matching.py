@@ -11,10 +11,10 @@ against ``BoxCoder(weights).encode``, naming the wrong delta (tx, ty, tw or th).
 """
 import torch
 
-from ..anchors import AnchorGenerator
-from ..boxes import BoxCoder, box_iou
-from ..matching import Matcher, match_labels
-from ._check import Case, ExerciseError, _describe, call_learner
+from ...anchors import AnchorGenerator
+from ...boxes import BoxCoder, box_iou
+from ...matching import Matcher, match_labels
+from ._check import Case, ExerciseError, describe, call_learner
 
 _KIND = {1.0: "positive (1)", 0.0: "negative (0)", -1.0: "ignored (-1)"}
 
@@ -145,7 +145,7 @@ def check_anchor_labels(fn, seed=0):
             a = int(wrong[0, 0])
             raise ExerciseError(f"case '{case.name}': {len(wrong)} of {len(got)} labels differ. "
                                 + _explain_anchor(iou, a, float(got[a]), float(expected[a]), high, low)
-                                + f"\n  inputs: {_describe(case.args)}"
+                                + f"\n  inputs: {describe(case.args)}"
                                 + (f", high={high}, low={low}" if case.kwargs else "")
                                 + f"\n  hint: {case.hint}")
     print(f"Well done: {what} passes all {len(cases)} checks.")

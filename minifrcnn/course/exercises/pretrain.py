@@ -8,7 +8,7 @@ against :func:`minifrcnn.pretrain.crop_boxes`; ``check_class_evidence(fn)`` runs
 """
 import torch
 
-from ..pretrain import class_evidence, crop_boxes
+from ...pretrain import class_evidence, crop_boxes
 from ._check import Case, check_against
 
 __all__ = ["check_crop_boxes", "check_class_evidence"]

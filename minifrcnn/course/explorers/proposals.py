@@ -16,9 +16,9 @@ import ipywidgets as widgets
 import matplotlib.pyplot as plt
 import torch
 
-from ..boxes import BoxCoder, box_iou, clip_boxes_to_image, remove_small_boxes
+from ...boxes import BoxCoder, box_iou, clip_boxes_to_image, remove_small_boxes
 from ..draw import draw_box_outlines, show_image
-from ..nms import batched_nms
+from ...nms import batched_nms
 from ._base import Explorer
 
 STAGES = ("anchors", "pre-NMS top-N", "clipped, >= min size", "score >= threshold", "after NMS",
@@ -137,7 +137,7 @@ def draw_proposal_state(figure, state, image=None, name=""):
 
 @torch.no_grad()
 def proposal_samples(model, dataset, indices, names=None):
-    """Run a trained :class:`minifrcnn.train_rpn.RPNModel` once on some images.
+    """Run a trained :class:`minifrcnn.course.train_rpn.RPNModel` once on some images.
 
     Returns:
         list of dict: ``name``, ``image`` ``(3, H, W)``, ``gt_boxes`` ``(G, 4)``,

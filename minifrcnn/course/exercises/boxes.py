@@ -11,7 +11,7 @@ must give a float64 result.
 """
 import torch
 
-from .. import boxes as B
+from ... import boxes as B
 from ._check import Case, check_against
 
 __all__ = ["coco_to_xyxy", "check_coco_to_xyxy", "check_box_area", "check_iou"]

@@ -2,7 +2,7 @@
 training trains (paper, section 3.2)."""
 import torch
 
-from ..detector import DetectorConfig, FasterRCNN
+from ...detector import DetectorConfig, FasterRCNN
 from ..schemes import ALTERNATING_STEPS, set_trainable
 from ._check import Case, ExerciseError, call_learner
 
@@ -36,7 +36,7 @@ def _cases():
 
 
 def check_set_trainable(student_fn):
-    """Check ``student_fn(model, step)`` against :func:`minifrcnn.schemes.set_trainable`.
+    """Check ``student_fn(model, step)`` against :func:`minifrcnn.course.schemes.set_trainable`.
 
     The function must set ``requires_grad`` on every parameter of a FasterRCNN for step
     1, 2, 3 or 4 (True for the parts the step trains, False for the others), leave the

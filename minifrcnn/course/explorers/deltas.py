@@ -14,13 +14,13 @@ import ipywidgets as widgets
 import numpy as np
 import torch
 
-from ..anchors import base_anchors
-from ..boxes import BBOX_XFORM_CLIP, BoxCoder, box_iou, cxcywh_to_xyxy
+from ...anchors import base_anchors
+from ...boxes import BBOX_XFORM_CLIP, HEAD_BOX_WEIGHTS, RPN_BOX_WEIGHTS, BoxCoder, box_iou, cxcywh_to_xyxy
 from ..draw import draw_box_outlines, show_image
 from ._base import Explorer
 
-RPN_WEIGHTS = (1.0, 1.0, 1.0, 1.0)
-HEAD_WEIGHTS = (10.0, 10.0, 5.0, 5.0)
+RPN_WEIGHTS = RPN_BOX_WEIGHTS
+HEAD_WEIGHTS = HEAD_BOX_WEIGHTS
 DELTA_NAMES = ("tx", "ty", "tw", "th")
 COLORS = {"anchor": "tab:blue", "gt": "tab:green", "decoded": "tab:red"}
 

@@ -17,11 +17,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from .anchors import AnchorGenerator
-from .backbone import SmallBackbone
-from .boxes import box_iou
-from .rpn import RPN, ImageBatch, ProposalSettings, RPNHead
-from .training import LiveLossPlot, TrainSettings, train
+from ..anchors import AnchorGenerator
+from ..backbone import SmallBackbone
+from ..boxes import box_iou
+from ..rpn import RPN, ImageBatch, ProposalSettings, RPNHead
+from ..training import LiveLossPlot, TrainSettings, train
 
 # The course's anchor design (lesson 02): 3 sizes x 3 ratios on a stride-8 map. The digits
 # are 10-60 px (square root of the area), so the paper's 128-512 px anchors would miss them.

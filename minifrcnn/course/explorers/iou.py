@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from matplotlib.patches import Rectangle
 
-from .. import boxes as B
+from ... import boxes as B
 from ..draw import show_image
 from ._base import Explorer
 

@@ -2,7 +2,7 @@
 
 Sliders for the score threshold and the NMS threshold over test images (an image
 selector): the detections that survive, each coloured by its kind from
-:func:`minifrcnn.diagnosis.classify_detections` (correct, duplicate, mislocalised,
+:func:`minifrcnn.course.diagnosis.classify_detections` (correct, duplicate, mislocalised,
 confusion, background), the ground truth dashed, the missed objects marked, and the
 counts of true positives, false positives and misses, for the image and for all the
 images given (precision and recall at these thresholds).
@@ -14,7 +14,7 @@ the model's own settings the explorer shows exactly the model's detections.
 Parts, as every explorer: :func:`detection_explorer_state` (pure), :func:`draw_detection_explorer`
 (matplotlib), :func:`make_detection_explorer` (widgets). Also the lesson's failure gallery:
 :func:`draw_error_gallery`, the most confident errors of each kind from
-:func:`minifrcnn.diagnosis.diagnose`, zoomed in.
+:func:`minifrcnn.course.diagnosis.diagnose`, zoomed in.
 """
 import copy
 from dataclasses import replace
@@ -23,11 +23,11 @@ import ipywidgets as widgets
 import torch
 from matplotlib.lines import Line2D
 
-from ..detector import detect
+from ...detector import detect
 from ..diagnosis import ERRORS, KINDS, classify_detections
 from ..draw import draw_box_outlines, draw_boxes, show_image
-from ..head import HeadSettings
-from ..head import select_detections as head_select_detections
+from ...head import HeadSettings
+from ...head import select_detections as head_select_detections
 from ._base import Explorer
 
 # One colour per kind; tab10's green / orange / purple / red / blue, and magenta for misses.
@@ -210,7 +210,7 @@ def make_detection_explorer(samples, class_names=None, score_threshold=0.5, nms_
 
 
 def describe_error(error, gt_labels, class_names=None):
-    """A one-line caption of an error row of :func:`minifrcnn.diagnosis.diagnose`."""
+    """A one-line caption of an error row of :func:`minifrcnn.course.diagnosis.diagnose`."""
     def name(label):
         return f"'{class_names[label]}'" if class_names is not None else str(label)
 
@@ -256,7 +256,7 @@ def draw_error(ax, image, error, gt_boxes, gt_labels, class_names=None, margin=1
 def draw_error_gallery(figure, errors, images, ground_truths, class_names=None,
                        kinds=("duplicate", "mislocalised", "confusion", "background", "missed"), per_kind=5):
     """A row per kind of error, its most confident ``per_kind`` examples (from
-    :func:`minifrcnn.diagnosis.diagnose`'s ``errors``, which are sorted that way).
+    :func:`minifrcnn.course.diagnosis.diagnose`'s ``errors``, which are sorted that way).
 
     Returns:
         dict: kind -> the error rows drawn.

@@ -13,9 +13,9 @@ scores, indices returned in index order instead of score order.
 """
 import torch
 
-from ..boxes import box_iou, clip_boxes_to_image, remove_small_boxes
-from ..nms import nms
-from ._check import Case, ExerciseError, _compare, _describe, call_learner
+from ...boxes import box_iou, clip_boxes_to_image, remove_small_boxes
+from ...nms import nms
+from ._check import Case, ExerciseError, compare, describe, call_learner
 
 __all__ = ["check_nms", "check_filter_proposals", "reference_filter_proposals", "nms_cases"]
 
@@ -114,7 +114,7 @@ def check_nms(fn, seed=0):
         expected = nms(*case.args)
         if not isinstance(got, torch.Tensor) or got.dim() != 1:
             raise ExerciseError(f"case {i} ({case.name}): {what} should return a 1-D tensor of indices, "
-                                f"got {_describe(got)}")
+                                f"got {describe(got)}")
         if got.dtype == torch.bool:
             raise ExerciseError(f"case {i} ({case.name}): {what} returned a bool mask; return the kept "
                                 f"INDICES (int64), highest score first, as torchvision.ops.nms does.")
@@ -125,7 +125,7 @@ def check_nms(fn, seed=0):
             symptom = _symptom(got.tolist(), expected.tolist(), case)
             raise ExerciseError(f"case {i} ({case.name}): you keep {got.tolist()[:12]}"
                                 f"{'...' if len(got) > 12 else ''}, expected {expected.tolist()[:12]}"
-                                f"{'...' if len(expected) > 12 else ''}\n  inputs: {_describe(case.args)}"
+                                f"{'...' if len(expected) > 12 else ''}\n  inputs: {describe(case.args)}"
                                 f"\n  hint: {case.hint}" + (f"\n  symptom: {symptom}" if symptom else ""))
         if any(not torch.equal(a, c) for a, c in zip(case.args[:2], args[:2])):
             raise ExerciseError(f"case {i} ({case.name}): the indices are right, but {what} changed its "
@@ -204,7 +204,7 @@ def check_filter_proposals(fn, seed=0):
     for i, case in enumerate(cases, 1):
         got = call_learner(fn, Case(case.name, case.args, _STEP_HINTS, case.kwargs), what, f"case {i} ({case.name})")
         expected = reference_filter_proposals(*case.args, **case.kwargs)
-        problem = _compare(got, expected, 1e-5, 1e-5)
+        problem = compare(got, expected, 1e-5, 1e-5)
         if problem:
             hint = _STEP_HINTS
             if isinstance(got, (tuple, list)) and len(got) == 2 and isinstance(got[1], torch.Tensor):

@@ -12,7 +12,7 @@ Two kinds of ablation, as in the paper:
 * **Training-time ablations** train one detector per row (:data:`TRAINING_ROWS`): anchors
   (1 scale x 1 ratio ... 3 x 3), the RPN's box-loss weight lambda (:func:`lambda_to_weight`),
   shared vs unshared convolutional layers (the paper's 4-step alternating training,
-  ``minifrcnn.schemes``), one stage (:class:`OneStageDetector`) vs two. They take about half
+  ``minifrcnn.course.schemes``), one stage (:class:`OneStageDetector`) vs two. They take about half
   an hour of CPU: :func:`run_ablations` (``python -m minifrcnn ablations``) trains them all and
   writes ``data/results/ablations.json`` and the baseline's weights ``data/results/baseline.pt``;
   it is resumable row by row. :func:`run_row` re-runs one row.
@@ -33,20 +33,20 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .anchors import AnchorGenerator
-from .boxes import BoxCoder, clip_boxes_to_image, remove_small_boxes
-from .data import DATA_DIR, cache, load_digits
-from .detector import DetectorConfig, FasterRCNN, ImagePreparation, make_backbone, prepare_inputs
-from .evaluation import evaluate_coco, evaluate_voc
-from .head import HeadSettings, assign_targets, postprocess
-from .matching import BalancedSampler, Matcher
-from .nms import batched_nms
-from .rpn import ImageBatch
+from ..anchors import AnchorGenerator
+from ..boxes import RPN_BOX_WEIGHTS, BoxCoder, clip_boxes_to_image, remove_small_boxes
+from ..data import DATA_DIR, cache, load_digits
+from ..detector import DetectorConfig, FasterRCNN, ImagePreparation, make_backbone, prepare_inputs
+from ..evaluation import evaluate_coco, evaluate_voc
+from ..head import HeadSettings, assign_targets, postprocess
+from ..matching import BalancedSampler, Matcher
+from ..nms import batched_nms
+from ..rpn import ImageBatch
 from .schemes import evaluate_model as schemes_evaluate_model
 from .schemes import split_steps, train_alternating
 from .train_rpn import recall_vs_proposals
-from .training import TrainSettings, load_checkpoint, train
-from .utils import get_device, seed_everything
+from ..training import TrainSettings, load_checkpoint, train
+from ..utils import get_device, seed_everything
 
 RESULTS_DIR = DATA_DIR / "results"
 RESULTS_FILE = RESULTS_DIR / "ablations.json"
@@ -104,7 +104,7 @@ def select_proposals(anchors, objectness, deltas, image_sizes, variant, settings
     Returns:
         list of Tensor: ``(K_i, 4)`` proposals per image, ``K_i <= variant.top_n``.
     """
-    coder = BoxCoder((1.0, 1.0, 1.0, 1.0))
+    coder = BoxCoder(RPN_BOX_WEIGHTS)
     pre_nms = min(max(settings.pre_nms_top_n_test, variant.top_n), objectness.shape[1])
     result = []
     for logits, image_deltas, size in zip(objectness, deltas, image_sizes):
@@ -408,7 +408,7 @@ class OneStageDetector(nn.Module):
                               config.num_classes)
         self.matcher = Matcher(config.box_fg_iou, config.box_bg_iou, allow_low_quality_matches=True)
         self.sampler = BalancedSampler(config.box_batch_size, config.box_positive_fraction)
-        self.box_coder = BoxCoder((1.0, 1.0, 1.0, 1.0))
+        self.box_coder = BoxCoder(RPN_BOX_WEIGHTS)
         self.settings = replace(HeadSettings(), **{k: v for k, v in asdict(config.head_settings()).items()
                                                    if k in ("score_threshold", "nms_threshold",
                                                             "detections_per_image")})
@@ -634,7 +634,7 @@ def train_run(kind, config, settings, train_data, device, progress=False):
 
 def evaluate_model(model, test_data):
     """``{"map50", "ap", "eval_seconds"}`` of ``model`` on cached ``(image, target)`` items
-    (:func:`minifrcnn.schemes.evaluate_model`, under the results file's key names)."""
+    (:func:`minifrcnn.course.schemes.evaluate_model`, under the results file's key names)."""
     result = schemes_evaluate_model(model, test_data)
     return {"map50": result["map50"], "ap": result["ap"], "eval_seconds": result["seconds"]}
 
@@ -703,7 +703,7 @@ def environment(device):
     """Versions and machine, for the results file."""
     import torchvision
 
-    from . import __version__
+    from .. import __version__
     cpu = platform.processor()
     try:
         cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
@@ -803,13 +803,13 @@ def run_ablations(out=RESULTS_FILE, steps=None, seeds=(0, 1, 2), limit=0, force=
     results = {
         "description": "Training-time ablations of the paper (section 4) at course scale: digits, "
                        "DetectorConfig.course(), TrainSettings() with the steps and seeds below; mAP on the "
-                       "test split. Written by minifrcnn.ablations.run_ablations; lesson 10 reads it.",
+                       "test split. Written by minifrcnn.course.ablations.run_ablations; lesson 10 reads it.",
         "paper": PAPER_URL,
-        "command": command or "minifrcnn.ablations.run_ablations(...)",
+        "command": command or "minifrcnn.course.ablations.run_ablations(...)",
         "steps": steps, "seeds": seeds, "limit": limit,
         "environment": environment(device),
         "started": time.strftime("%Y-%m-%d %H:%M:%S"),
-        "lambda_to_weight": "rpn_box_loss_weight = lambda / 10 (see minifrcnn.ablations.lambda_to_weight)",
+        "lambda_to_weight": "rpn_box_loss_weight = lambda / 10 (see minifrcnn.course.ablations.lambda_to_weight)",
         "baseline_weights": old.get("baseline_weights"),
         "test_time": old.get("test_time"),
     }

@@ -9,7 +9,7 @@ The features are float64, so plain Python arithmetic (``x * spatial_scale``,
 """
 import torch
 
-from ..roi_ops import roi_pool_one
+from ...roi_ops import roi_pool_one
 from ._check import Case, check_against
 
 __all__ = ["check_roi_pool_one"]

@@ -54,13 +54,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from .detector import DetectorConfig, FasterRCNN, check_inputs, detect
-from .evaluation import evaluate_coco, evaluate_voc
-from .head import assign_targets as head_assign_targets
-from .head import head_loss
-from .rpn import ImageBatch
-from .training import TrainSettings, train
-from .utils import get_device
+from ..detector import DetectorConfig, FasterRCNN, check_inputs, detect
+from ..evaluation import evaluate_coco, evaluate_voc
+from ..head import assign_targets as head_assign_targets
+from ..head import head_loss
+from ..rpn import ImageBatch
+from ..training import TrainSettings, train
+from ..utils import get_device
 
 # Which parts of a FasterRCNN each step of the alternating training trains; the others are
 # fixed (section 3.2). Steps 1 and 2 train two different networks; 3 and 4 the second one.

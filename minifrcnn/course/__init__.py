@@ -1,0 +1,13 @@
+"""The course around the detector: what the lessons use to show, test and run it.
+
+* ``draw``: pictures of images, boxes, anchors and maps (matplotlib);
+* ``explorers``: the lessons' interactive widgets, pure logic plus thin ipywidgets glue;
+* ``exercises``: the checkers of the lessons' exercises;
+* ``schemes``: the paper's three ways to train (section 3.2), lesson 09;
+* ``train_rpn``: an RPN trained on its own, and proposal recall (lessons 04 and 10);
+* ``ablations``: the paper's tables at course scale, lesson 10 (``python -m minifrcnn ablations``);
+* ``diagnosis``: what kind of error each wrong detection is (lesson 08);
+* ``editions``: the student edition and the HTML site (``python -m minifrcnn.course``).
+
+Nothing in ``minifrcnn``'s detector modules imports from here.
+"""
