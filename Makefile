@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 # Extra pytest options, e.g. make test PYTEST_ARGS="-x -k boxes"
 PYTEST_ARGS ?=
 
-.PHONY: lab test test-package test-notebooks student site clean-venv gpu-bundle gpu-dry-run
+.PHONY: lab test test-fast test-package test-notebooks student site clean-venv gpu-bundle gpu-dry-run
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,11 @@ lab: $(STAMP)
 # cells, so --nbval-lax; --nbval-current-env runs the notebooks in this venv's kernel).
 test: $(STAMP)
 	$(PY) -m pytest tests notebooks --nbval-lax --nbval-current-env --durations=15 $(PYTEST_ARGS)
+
+# The quick loop while changing the package: its unit tests, without the lessons, kernels, the
+# browser, the command line or training runs (tests marked slow or browser; pyproject.toml).
+test-fast: $(STAMP)
+	$(PY) -m pytest tests -q -m "not slow and not browser" $(PYTEST_ARGS)
 
 test-package: $(STAMP)
 	$(PY) -m pytest tests $(PYTEST_ARGS)

@@ -6,6 +6,7 @@ Prints a table and writes benchmarks/results/notebook_times.json. Kernel start-u
 included (it is part of what a learner waits for). Run it on a quiet machine: the figures
 are wall-clock seconds and move with any other load.
 """
+import argparse
 import json
 import os
 import platform
@@ -27,8 +28,14 @@ def time_notebook(path):
     return time.perf_counter() - start
 
 
-def main(paths):
-    paths = [Path(p).resolve() for p in paths] or sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("notebooks", nargs="*", type=Path, help="lessons to time (default: every lesson)")
+    paths = [p.resolve() for p in parser.parse_args(argv).notebooks]
+    missing = [str(p) for p in paths if not p.is_file()]
+    if missing:
+        parser.error(f"no such notebook: {', '.join(missing)}")
+    paths = paths or sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
     rows = []
     for path in paths:
         seconds = time_notebook(path)
@@ -47,4 +54,4 @@ def main(paths):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    main()

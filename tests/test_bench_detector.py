@@ -4,6 +4,8 @@ import json
 import math
 from pathlib import Path
 
+import pytest
+
 SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "bench_detector.py"
 
 
@@ -22,6 +24,7 @@ def test_parse_sets_types_values_and_routes_them():
     assert settings == {"lr": 0.04, "schedule": "step"}
 
 
+@pytest.mark.slow
 def test_quick_run_writes_finite_numbers(tmp_path, capsys):
     bench = load_script()
     out = tmp_path / "bench.json"
@@ -54,6 +57,7 @@ def test_quick_run_writes_finite_numbers(tmp_path, capsys):
     assert "| test mAP@0.5 |" in printed and "| train images/s |" in printed and "training" in printed
 
 
+@pytest.mark.slow
 def test_seeds_and_the_old_recipe_are_summarised(tmp_path):
     """Two seeds and the old recipe: every detector has a mean and a spread over the seeds."""
     bench = load_script()

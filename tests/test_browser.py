@@ -33,6 +33,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.browser
+
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "build" / "test-artifacts" / "browser"
 CHROMIUM = os.environ.get("MINIFRCNN_CHROMIUM", "/usr/bin/chromium")

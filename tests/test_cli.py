@@ -8,6 +8,8 @@ import pytest
 
 from minifrcnn.data import DATA_DIR
 
+pytestmark = pytest.mark.slow  # each test runs the command line in a subprocess
+
 
 def run(*args, cwd):
     result = subprocess.run([sys.executable, "-m", "minifrcnn", "--device", "cpu", *args], cwd=cwd,

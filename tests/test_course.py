@@ -193,6 +193,7 @@ def test_every_checker_explains_its_stub_and_passes_the_solution(path, student_d
         eval(checker, namespace)  # the solution passes
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("lesson", ["01_boxes_and_iou", "03_anchor_labels"])
 def test_student_notebook_runs_to_its_first_checker_which_explains_the_stub(lesson, student_dir):
     """The real thing in a kernel: run the student notebook up to its first checker, which
@@ -235,6 +236,7 @@ def test_every_lesson_has_a_title_and_learning_goals_for_the_index(path):
     assert "summary" not in goals.lower() and len(goals) < 3000, "the goals stop at the end of their list"
 
 
+@pytest.mark.slow
 def test_html_site_of_one_lesson(tmp_path):
     lesson = ROOT / "notebooks" / "01_boxes_and_iou.ipynb"
     assert main(["html", str(tmp_path), str(lesson)]) == 0
@@ -248,6 +250,7 @@ def test_html_site_of_one_lesson(tmp_path):
     assert "Learning goals" in index and "<ol" in index
 
 
+@pytest.mark.slow
 def test_build_site_marks_a_lesson_whose_cell_fails(tmp_path):
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# Lesson 99 — Broken\n\n**Learning goals.**\n\n1. fail"),
                                          nbformat.v4.new_code_cell("import sys\nprint('before', sys.executable)"),

@@ -41,6 +41,7 @@ def regenerated(tmp_path_factory, script):
 
 # ----------------------------------------------------------------------------- the digits files
 
+@pytest.mark.slow
 def test_script_regenerates_the_committed_files_exactly(regenerated):
     for split in SPLITS:
         assert (regenerated / f"{split}.json").read_text() == (DIGITS / f"{split}.json").read_text(), split

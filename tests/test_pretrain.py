@@ -156,6 +156,7 @@ def test_the_config_freezes_the_detectors_backbone():
 # ----------------------------------------------------------------------------- the command
 
 
+@pytest.mark.slow
 def test_pretrain_command_writes_a_weights_file_the_detector_loads(tmp_path):
     out = tmp_path / "backbone.pt"
     result = subprocess.run([sys.executable, "-m", "minifrcnn", "pretrain", "--steps", "2", "--out", str(out),

@@ -1,4 +1,5 @@
 """Project hygiene: notebooks committed clean, environment.yml in sync, README commands."""
+import ast
 import json
 import os
 import re
@@ -133,3 +134,39 @@ def test_a_plain_install_has_and_imports_every_module(tmp_path):
     env["PYTHONPATH"] = str(site)
     imported = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True)
     assert imported.returncode == 0, imported.stderr[-2000:]
+
+
+def internal_imports(path):
+    """The ``minifrcnn`` modules a file imports (absolute names, function-local imports too)."""
+    module = ".".join(path.relative_to(ROOT).with_suffix("").parts)
+    package = module if path.name == "__init__.py" else module.rsplit(".", 1)[0]
+    package = package.removesuffix(".__init__")
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.level:
+            base = package.split(".")[:len(package.split(".")) - (node.level - 1)]
+            target = ".".join(base + ([node.module] if node.module else []))
+            found |= {f"{target}.{a.name}" for a in node.names} if node.module is None else {target}
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("minifrcnn"):
+            found.add(node.module)
+        elif isinstance(node, ast.Import):
+            found |= {a.name for a in node.names if a.name.startswith("minifrcnn")}
+    return found
+
+
+DETECTOR_MODULES = sorted(p for p in (ROOT / "minifrcnn").glob("*.py") if p.stem not in ("__init__", "__main__"))
+
+
+@pytest.mark.parametrize("path", DETECTOR_MODULES, ids=lambda p: p.stem)
+def test_the_detector_never_imports_the_course(path):
+    assert not {m for m in internal_imports(path) if m.startswith("minifrcnn.course")}
+
+
+def test_the_architecture_document_draws_the_graph_as_it_is():
+    names = {p.stem for p in DETECTOR_MODULES}
+    edges = {(p.stem, m.split(".")[1]) for p in DETECTOR_MODULES for m in internal_imports(p)
+             if m.count(".") >= 1 and m.split(".")[1] in names and m.split(".")[1] != p.stem}
+    document = (ROOT / "docs" / "architecture.md").read_text()
+    graph = re.search(r"```mermaid\n(.*?)```", document, re.S).group(1)
+    drawn = set(re.findall(r"^\s*(\w+) --> (\w+)\s*$", graph, re.M))
+    assert drawn == edges, f"missing from docs/architecture.md: {edges - drawn}; not in the code: {drawn - edges}"
