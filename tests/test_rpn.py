@@ -81,6 +81,16 @@ def test_flatten_equals_torchvision():
     assert torch.equal(flat_deltas[1, (i * 7 + j) * 9 + a], deltas[1, 4 * a:4 * a + 4, i, j])
 
 
+def test_the_proposal_layer_decodes_with_the_coder_that_encoded_the_targets():
+    rpn = RPN(AnchorGenerator(SIZES, RATIOS), RPNHead(8, 9))
+    assert rpn.proposal_layer.box_coder is rpn.box_coder
+    rpn.box_coder.weights = (2.0, 2.0, 1.0, 1.0)  # a changed coder changes the proposals too
+    anchors = torch.tensor([[10.0, 10, 50, 50]])
+    deltas = torch.tensor([[[0.2, 0.0, 0.0, 0.0]]])  # (N, A, 4): a shift of 0.2 / 2 widths
+    proposals = rpn.proposal_layer.eval()(anchors, torch.zeros(1, 1), deltas, [(100, 100)])[0][0]
+    assert torch.allclose(proposals[0], torch.tensor([14.0, 10, 54, 50]))
+
+
 def test_mismatched_head_and_anchors():
     with pytest.raises(ValueError, match="anchors per position"):
         RPN(AnchorGenerator(SIZES, RATIOS), RPNHead(8, 3))
