@@ -1,6 +1,6 @@
 # Two commands do all the set-up on a fresh clone (see README.md):
 #   make lab    create .venv on first use, install, open the course in JupyterLab
-#   make test   create .venv on first use, install, run pytest and nbval over every notebook
+#   make test   create .venv on first use, install, run the linter, then pytest and nbval over every notebook
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 # Extra pytest options, e.g. make test PYTEST_ARGS="-x -k boxes"
 PYTEST_ARGS ?=
 
-.PHONY: lab test test-fast test-package test-notebooks student site clean-venv gpu-bundle gpu-dry-run
+.PHONY: lab lint test test-fast test-package test-notebooks student site clean-venv gpu-bundle gpu-dry-run
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,7 +26,12 @@ lab: $(STAMP)
 # One pytest run: the package's tests and every notebook under nbval (checks are assert
 # cells, so --nbval-lax; --nbval-current-env runs the notebooks in this venv's kernel).
 test: $(STAMP)
+	$(VENV)/bin/ruff check .
 	$(PY) -m pytest tests notebooks --nbval-lax --nbval-current-env --durations=15 $(PYTEST_ARGS)
+
+# The linter (pyproject.toml, [tool.ruff]): pyflakes, import order, lines of at most 120 characters.
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
 
 # The quick loop while changing the package: its unit tests, without the lessons, kernels, the
 # browser, the command line or training runs (tests marked slow or browser; pyproject.toml).

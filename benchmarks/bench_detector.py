@@ -368,7 +368,8 @@ def main(argv=None):
                           "torchvision": "MultiScaleRoIAlign -> torchvision.ops.roi_align (C++ kernel)"},
               "config": asdict(config), "config_changes": config_changes, "train_settings": asdict(settings),
               "train_settings_changes": settings_changes,
-              "old_recipe": {"config": asdict(old_config), "train_settings": asdict(old_settings)} if args.old else None,
+              "old_recipe": ({"config": asdict(old_config), "train_settings": asdict(old_settings)}
+                             if args.old else None),
               "command": command,
               "machine": {**machine_info, "loadavg_start": list(load_start), "loadavg_end": list(os.getloadavg())}}
 

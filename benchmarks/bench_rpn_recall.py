@@ -22,8 +22,7 @@ import torch
 import torchvision
 
 import minifrcnn
-from minifrcnn.course.train_rpn import (collect_proposals, make_rpn_model, recall_vs_iou, recall_vs_proposals,
-                                        train_rpn)
+from minifrcnn.course.train_rpn import collect_proposals, make_rpn_model, recall_vs_iou, recall_vs_proposals, train_rpn
 from minifrcnn.data import cache, load_digits
 from minifrcnn.rpn import ProposalSettings
 
@@ -68,8 +67,8 @@ def main():
             "train_seconds": round(history["seconds"], 1),
             "final_loss_mean_50": round(float(np.mean(history["total"][-50:])), 4),
             "test_images": len(test), "test_boxes": gt, "settings": dataclasses.asdict(course),
-            "anchors": {"sizes": model.rpn.anchor_generator.sizes, "aspect_ratios": model.rpn.anchor_generator.aspect_ratios,
-                        "stride": model.backbone.stride}}
+            "anchors": {"sizes": model.rpn.anchor_generator.sizes,
+                        "aspect_ratios": model.rpn.anchor_generator.aspect_ratios, "stride": model.backbone.stride}}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps({"meta": meta, "rows": rows, "recall_vs_iou_at_300": curves}, indent=1) + "\n")
 

@@ -208,7 +208,8 @@ def cmd_dry_env(args):
         if path.exists():
             shutil.rmtree(path)
     subprocess.run([base, "-m", "venv", str(venv)], check=True)
-    site = Path(subprocess.run([str(venv / "bin" / "python"), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+    purelib = "import sysconfig; print(sysconfig.get_paths()['purelib'])"
+    site = Path(subprocess.run([str(venv / "bin" / "python"), "-c", purelib],
                                capture_output=True, text=True, check=True).stdout.strip())
     like_site = Path(subprocess.run([str(like), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
                                     capture_output=True, text=True, check=True).stdout.strip())
@@ -288,9 +289,11 @@ def cmd_install(args):
     print("$ pip check\n" + result["pip_check"], flush=True)
     after = installed_versions(python) if not result["target"] else before
     result["added"] = {k: v for k, v in sorted(after.items()) if before.get(k) != v}
-    result["changed_protected"] = {k: [before.get(k), v] for k, v in result["added"].items() if never(k) and k in before}
-    code = "import importlib, json; out = {}\nfor m in %r:\n    try:\n        importlib.import_module(m); out[m] = 'ok'\n" \
-           "    except Exception as e:\n        out[m] = repr(e)\nprint(json.dumps(out))" % CHECK_IMPORTS
+    result["changed_protected"] = {k: [before.get(k), v] for k, v in result["added"].items()
+                                   if never(k) and k in before}
+    code = ("import importlib, json; out = {}\nfor m in %r:\n    try:\n"
+            "        importlib.import_module(m); out[m] = 'ok'\n"
+            "    except Exception as e:\n        out[m] = repr(e)\nprint(json.dumps(out))") % CHECK_IMPORTS
     imports = subprocess.run([python, "-c", code], capture_output=True, text=True, env=env, cwd=ROOT)
     try:
         result["imports"] = json.loads(imports.stdout.strip().splitlines()[-1])
@@ -314,11 +317,12 @@ def cmd_env(args):
                            if line.startswith("model name"))
     except (OSError, StopIteration):
         info["cpu"] = platform.processor()
-    for module in ("torch", "torchvision", "numpy", "matplotlib", "PIL", "pytest", "nbval", "ipykernel", "nbclient", "nbconvert", "ipywidgets", "pycocotools", "faster_coco_eval"):
+    for module in ("torch", "torchvision", "numpy", "matplotlib", "PIL", "pytest", "nbval", "ipykernel", "nbclient",
+                   "nbconvert", "ipywidgets", "pycocotools", "faster_coco_eval"):
         try:
             m = __import__(module)
             info["versions"][module] = getattr(m, "__version__", "?")
-        except Exception as e:  # noqa: BLE001: reported, not raised
+        except Exception as e:  # broad on purpose: reported, not raised
             info["versions"][module] = f"missing ({type(e).__name__})"
     import importlib.metadata as metadata
     for dist in ("pytest-xdist", "pytest-timeout", "nbval", "pycocotools"):
@@ -378,7 +382,7 @@ def cmd_timing(args):
         def wrap(fn):
             try:
                 fn()
-            except Exception:  # noqa: BLE001: recorded; the other parts still run
+            except Exception:  # broad on purpose: recorded; the other parts still run
                 out["errors"][name] = traceback.format_exc()[-3000:]
                 print(f"{name}: FAILED\n{out['errors'][name]}", flush=True)
             Path(args.out).write_text(json.dumps(out, indent=1, default=str) + "\n")
@@ -499,7 +503,8 @@ def read_junit(path):
         for child in case:
             if child.tag in ("failure", "error", "skipped"):
                 outcome = {"failure": "failed", "error": "error", "skipped": "skipped"}[child.tag]
-                message = (child.get("message") or "") + ("\n" + child.text if child.text and outcome != "skipped" else "")
+                details = "\n" + child.text if child.text and outcome != "skipped" else ""
+                message = (child.get("message") or "") + details
                 break
         cases.append({"classname": case.get("classname", ""), "name": case.get("name", ""),
                       "file": case.get("file", ""), "seconds": float(case.get("time") or 0),
@@ -618,7 +623,8 @@ def cmd_report(args):
     md += ["", "## Lessons (nbval)", "", "| lesson | cells | passed | failed | seconds (cells) | status |",
            "|---|---:|---:|---:|---:|---|"]
     for name, row in lesson_rows.items():
-        md.append(f"| {name} | {row['cells']} | {row['passed']} | {row['failed']} | {row['seconds']} | {row['status']} |")
+        md.append(f"| {name} | {row['cells']} | {row['passed']} | {row['failed']} | {row['seconds']} "
+                  f"| {row['status']} |")
     if "notebooks" in by_phase and opts.get("nb_workers", 1) not in (1, "1"):
         md.append(f"\nThe lessons ran {opts.get('nb_workers')} at a time (pytest-xdist, one lesson per worker): "
                   "each one's seconds are its cells' time while the others ran.")
@@ -661,7 +667,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("bundle", help="download the wheels the GPU machine lacks")
-    p.add_argument("--python", default=GPU_PYTHON, help=f"target CPython version (default {GPU_PYTHON}, the GPU machine's)")
+    p.add_argument("--python", default=GPU_PYTHON,
+                   help=f"target CPython version (default {GPU_PYTHON}, the GPU machine's)")
     p.add_argument("--dest", default=".gpu-bundle")
     p.add_argument("--max-glibc", type=int, default=28, help="newest manylinux_2_N tag accepted (default 28)")
     p.add_argument("--pins-from", default=None, help="resolve against this Python's versions of the GPU "

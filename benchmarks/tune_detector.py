@@ -33,16 +33,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import torch  # noqa: E402
 
+# name=value -> (DetectorConfig changes, TrainSettings changes), shared with the side-by-side benchmark.
+from bench_detector import parse_sets as parse_assignments  # noqa: E402  (this script's folder is on sys.path)
+
 import minifrcnn.detector as detector_module  # noqa: E402
 from minifrcnn.backbone import SmallBackbone  # noqa: E402
 from minifrcnn.course.schemes import evaluate_model  # noqa: E402
 from minifrcnn.data import cache, load_digits  # noqa: E402
 from minifrcnn.detector import DetectorConfig, FasterRCNN  # noqa: E402
 from minifrcnn.training import TrainSettings, train  # noqa: E402
-
-# name=value -> (DetectorConfig changes, TrainSettings changes), shared with the side-by-side benchmark.
-from bench_detector import parse_sets as parse_assignments  # noqa: E402  (this script's folder is on sys.path)
-
 
 
 def score(model, split_items):

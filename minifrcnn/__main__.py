@@ -56,8 +56,8 @@ def cmd_train(args):
     model = FasterRCNN(DetectorConfig.course())
     settings = TrainSettings(steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed)
     args.out.mkdir(parents=True, exist_ok=True)
-    history = train(model, _load(load_digits, cache, "train", args.limit), settings, checkpoint=args.out / "checkpoint.pt",
-                    resume=args.resume, device=device)
+    history = train(model, _load(load_digits, cache, "train", args.limit), settings,
+                    checkpoint=args.out / "checkpoint.pt", resume=args.resume, device=device)
     (args.out / "history.json").write_text(json.dumps(history))
     (args.out / "config.json").write_text(json.dumps({"model": asdict(model.config), "train": asdict(settings)},
                                                      indent=2))
@@ -93,8 +93,8 @@ def cmd_detect(args):
     from PIL import Image
     from torchvision.transforms.v2.functional import pil_to_tensor
 
-    from .data import CLASS_NAMES
     from .course.draw import draw_boxes, show_image
+    from .data import CLASS_NAMES
     from .utils import get_device
     model = _model_from_checkpoint(args.checkpoint, get_device(args.device))
     args.out_dir.mkdir(parents=True, exist_ok=True)

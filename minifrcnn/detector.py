@@ -88,8 +88,8 @@ class DetectorConfig:
         """The paper's VGG-16 detector on PASCAL VOC (section 4.1). Its ImageNet weights are not shipped
         (nothing is downloaded): pass ``backbone_weights="path/to/vgg16.pth"`` to start from them."""
         return replace(cls(), num_classes=21, min_size=600, max_size=1000, backbone="vgg16",
-                       backbone_weights=None, backbone_frozen_stages=2, anchor_sizes=(128, 256, 512), rpn_pre_nms_top_n_train=12000,
-                       rpn_post_nms_top_n_train=2000, rpn_pre_nms_top_n_test=6000,
+                       backbone_weights=None, backbone_frozen_stages=2, anchor_sizes=(128, 256, 512),
+                       rpn_pre_nms_top_n_train=12000, rpn_post_nms_top_n_train=2000, rpn_pre_nms_top_n_test=6000,
                        rpn_post_nms_top_n_test=300, rpn_min_size=16.0, roi_op="pool",
                        head_hidden=4096, box_batch_size=128, box_positive_fraction=0.25, **changes)
 

@@ -53,8 +53,8 @@ class Matcher:
             ``BETWEEN_THRESHOLDS`` (-2, ignored).
 
         With no ground-truth boxes (``G = 0``) every anchor is negative: the image is all
-        background; with no anchors the result is empty. (torchvision's ``Matcher`` raises here and its RPN handles empty
-        images before calling it; the result is the same.)
+        background; with no anchors the result is empty. (torchvision's ``Matcher`` raises
+        here and its RPN handles empty images before calling it; the result is the same.)
         """
         if iou.dim() != 2:
             raise ValueError(f"iou must have shape (G, A), got {tuple(iou.shape)}")

@@ -215,7 +215,8 @@ def pretrain(train_items, settings=None, val_items=None, progress=True, log_ever
             print(f"step {step + 1}: loss {sum(history[-log_every:]) / log_every:.3f} "
                   f"({time.perf_counter() - start:.0f} s)", flush=True)
     report = {"settings": asdict(settings), "loss": history, "seconds": time.perf_counter() - start,
-              "train_crops": len(crops), "classifier": {k: v.detach().clone() for k, v in classifier.fc.state_dict().items()}}
+              "train_crops": len(crops),
+              "classifier": {k: v.detach().clone() for k, v in classifier.fc.state_dict().items()}}
     if val_items is not None:
         val = DigitCrops(val_items, settings)
         report["val_accuracy"] = accuracy(classifier, *val.centred())

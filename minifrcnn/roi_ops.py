@@ -367,9 +367,10 @@ def roi_warp(features, rois, output_size, spatial_scale=1.0, sampling_ratio=2, a
     Dai, He, Sun (2016), "Instance-aware semantic segmentation via multi-task network
     cascades", section 4 ("Differentiable RoI warping layers"), built the same idea: crop
     and warp the RoI to a fixed size by bilinear interpolation, then max-pool it to
-    ``PH x PW``, with gradients for the box coordinates. Here the samples of a bin are averaged instead (RoI Align's choice), which
-    keeps the gradient flowing to every sample. Faster R-CNN (section 3.2) names such a
-    layer as what "non-approximate joint training" needs.
+    ``PH x PW``, with gradients for the box coordinates. Here the samples of a bin are
+    averaged instead (RoI Align's choice), which keeps the gradient flowing to every
+    sample. Faster R-CNN (section 3.2) names such a layer as what "non-approximate joint
+    training" needs.
 
     Args:
         features (Tensor): ``(N, C, H, W)``.

@@ -9,10 +9,23 @@ import torch
 
 from minifrcnn.boxes import BoxCoder, box_iou, clip_boxes_to_image, remove_small_boxes
 from minifrcnn.course import ablations
-from minifrcnn.course.ablations import (TRAINING_ROWS, OneStageDetector, ProposalVariant, ablate_proposals,
-                                        detections_with, expected_rows, find_row, lambda_to_weight,
-                                        proposal_recall, row_settings, rpn_outputs, run_ablations, run_key,
-                                        select_proposals, time_parts)
+from minifrcnn.course.ablations import (
+    TRAINING_ROWS,
+    OneStageDetector,
+    ProposalVariant,
+    ablate_proposals,
+    detections_with,
+    expected_rows,
+    find_row,
+    lambda_to_weight,
+    proposal_recall,
+    row_settings,
+    rpn_outputs,
+    run_ablations,
+    run_key,
+    select_proposals,
+    time_parts,
+)
 from minifrcnn.detector import DetectorConfig, FasterRCNN, detect
 from minifrcnn.rpn import ProposalSettings, generate_proposals
 from minifrcnn.training import load_checkpoint

@@ -68,7 +68,8 @@ def test_seeds_and_the_old_recipe_are_summarised(tmp_path):
                 "--split", "val", "--limit", "6"])
     saved = json.loads(out.read_text())
     assert saved["detectors"] == ["minifrcnn", "torchvision", "old recipe"] and len(saved["per_seed"]) == 2
-    assert saved["old_recipe"]["config"]["min_size"] == 128 and saved["old_recipe"]["config"]["backbone_weights"] is None
+    old = saved["old_recipe"]["config"]
+    assert old["min_size"] == 128 and old["backbone_weights"] is None
     for name in saved["detectors"]:
         values = [run[name]["test_map50"] for run in saved["per_seed"]]
         assert abs(saved["summary"][name]["test_map50"] - sum(values) / 2) < 1e-12

@@ -6,8 +6,17 @@ import torch
 import torchvision.ops as tv_ops
 from torchvision.models.detection._utils import BoxCoder as TvBoxCoder
 
-from minifrcnn.boxes import (BBOX_XFORM_CLIP, BoxCoder, box_area, box_iou, check_boxes, clip_boxes_to_image,
-                             cxcywh_to_xyxy, remove_small_boxes, xyxy_to_cxcywh)
+from minifrcnn.boxes import (
+    BBOX_XFORM_CLIP,
+    BoxCoder,
+    box_area,
+    box_iou,
+    check_boxes,
+    clip_boxes_to_image,
+    cxcywh_to_xyxy,
+    remove_small_boxes,
+    xyxy_to_cxcywh,
+)
 
 
 def random_boxes(n, generator, scale=100.0, min_size=0.0, dtype=torch.float32):

@@ -273,7 +273,8 @@ def test_lesson_runs_and_its_explorer_redraws_in_jupyterlab(sync_api, lab, brows
         assert not state["errors"], f"{notebook}: a cell raised:\n" + "\n---\n".join(state["errors"])
         # Collapsed solution cells show no prompt: that they ran shows in their checker cells,
         # which ran without an error. They must be exactly the notebook's collapsed cells.
-        cells = [c for c in json.loads((ROOT / "notebooks" / notebook).read_text())["cells"] if c["cell_type"] == "code"]
+        cells = json.loads((ROOT / "notebooks" / notebook).read_text())["cells"]
+        cells = [c for c in cells if c["cell_type"] == "code"]
         hidden = [i for i, c in enumerate(cells) if c["metadata"].get("jupyter", {}).get("source_hidden")]
         assert [i for i, h in enumerate(state["collapsed"]) if h] == hidden, f"{notebook}: collapsed cells differ"
         not_run = [i for i, p in enumerate(state["prompts"]) if not re.search(r"\[\d+\]", p) and i not in hidden]

@@ -14,8 +14,17 @@ import nbformat
 import pytest
 from nbclient.exceptions import CellExecutionError
 
-from minifrcnn.course.editions import (STUB_TAG, build_site, is_solution, learning_goals, lesson_title,
-                                       lessons, main, notebook_client, stub_source)
+from minifrcnn.course.editions import (
+    STUB_TAG,
+    build_site,
+    is_solution,
+    learning_goals,
+    lesson_title,
+    lessons,
+    main,
+    notebook_client,
+    stub_source,
+)
 from minifrcnn.course.exercises import ExerciseError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -252,7 +261,8 @@ def test_html_site_of_one_lesson(tmp_path):
 
 @pytest.mark.slow
 def test_build_site_marks_a_lesson_whose_cell_fails(tmp_path):
-    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# Lesson 99 — Broken\n\n**Learning goals.**\n\n1. fail"),
+    title = "# Lesson 99 — Broken\n\n**Learning goals.**\n\n1. fail"
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell(title),
                                          nbformat.v4.new_code_cell("import sys\nprint('before', sys.executable)"),
                                          nbformat.v4.new_code_cell("1 / 0")])
     nb.metadata.kernelspec = {"name": "python3", "display_name": "Python 3", "language": "python"}

@@ -7,8 +7,8 @@ from minifrcnn.detector import DetectorConfig, FasterRCNN, config_table
 
 
 def tiny_config(**changes):
-    return DetectorConfig.course(backbone_weights=None, backbone_frozen_stages=0, backbone_channels=(8, 16, 16), backbone_blocks=(1, 1, 1), head_hidden=32,
-                                 **changes)
+    return DetectorConfig.course(backbone_weights=None, backbone_frozen_stages=0, backbone_channels=(8, 16, 16),
+                                 backbone_blocks=(1, 1, 1), head_hidden=32, **changes)
 
 
 def random_batch(seed, sizes=((128, 128), (128, 128)), empty=()):

@@ -8,8 +8,15 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from minifrcnn.course.draw import (draw_anchor_labels, draw_box_outlines, draw_boxes, draw_filters,  # noqa: E402
-                            filter_grid, show_image, to_numpy_image)
+from minifrcnn.course.draw import (  # noqa: E402
+    draw_anchor_labels,
+    draw_box_outlines,
+    draw_boxes,
+    draw_filters,
+    filter_grid,
+    show_image,
+    to_numpy_image,
+)
 
 
 @pytest.fixture

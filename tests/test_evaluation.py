@@ -163,6 +163,7 @@ def test_pr_curves_envelope_area_is_the_ap():
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
     from minifrcnn.course.draw import draw_pr_curves
     detections, ground_truths = random_dataset(2)
     voc = evaluate_voc(detections, ground_truths, NUM_CLASSES)

@@ -8,7 +8,6 @@ from minifrcnn.anchors import base_anchors, grid_anchors
 from minifrcnn.course.exercises import ExerciseError
 from minifrcnn.course.exercises.anchors import check_base_anchors, check_grid_anchors
 
-
 # ----------------------------------------------------------------------------- learners' attempts
 
 def loop_base_anchors(sizes, aspect_ratios):

@@ -8,8 +8,13 @@ from torchvision.models.detection.roi_heads import RoIHeads
 
 from minifrcnn.boxes import BoxCoder, box_iou, clip_boxes_to_image
 from minifrcnn.course.exercises import ExerciseError
-from minifrcnn.course.exercises.head import (_variant, check_postprocess, check_proposal_labels,
-                                             reference_postprocess, reference_proposal_labels)
+from minifrcnn.course.exercises.head import (
+    _variant,
+    check_postprocess,
+    check_proposal_labels,
+    reference_postprocess,
+    reference_proposal_labels,
+)
 from minifrcnn.nms import batched_nms
 
 

@@ -7,8 +7,7 @@ import torch
 import torchvision
 
 from minifrcnn.course.exercises import ExerciseError
-from minifrcnn.course.exercises.results import (_variant, check_recall_at_n, recall_cases,
-                                                reference_recall_at_n)
+from minifrcnn.course.exercises.results import _variant, check_recall_at_n, recall_cases, reference_recall_at_n
 from minifrcnn.course.train_rpn import recall_vs_proposals
 
 

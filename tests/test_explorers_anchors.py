@@ -8,8 +8,13 @@ import torch  # noqa: E402
 from torchvision.ops import box_iou as tv_box_iou  # noqa: E402
 
 from minifrcnn.anchors import AnchorGenerator, base_anchors, grid_anchors  # noqa: E402
-from minifrcnn.course.explorers.anchors import (anchor_explorer_state, best_anchor_iou,  # noqa: E402
-                                         inside_image, make_anchor_explorer, num_cells)
+from minifrcnn.course.explorers.anchors import (  # noqa: E402
+    anchor_explorer_state,
+    best_anchor_iou,
+    inside_image,
+    make_anchor_explorer,
+    num_cells,
+)
 
 
 def segments(figure, gid):

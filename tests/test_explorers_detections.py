@@ -8,16 +8,21 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 from minifrcnn.course.diagnosis import classify_detections  # noqa: E402
-from minifrcnn.course.explorers.detections import (candidate_detections, detection_explorer_state,  # noqa: E402
-                                            make_detection_explorer, select_detections, total_counts)
+from minifrcnn.course.explorers.detections import (  # noqa: E402
+    candidate_detections,
+    detection_explorer_state,
+    make_detection_explorer,
+    select_detections,
+    total_counts,
+)
 from minifrcnn.detector import DetectorConfig, FasterRCNN, detect  # noqa: E402
 from minifrcnn.nms import batched_nms  # noqa: E402
 
 
 def tiny_model(seed=0, **changes):
     torch.manual_seed(seed)
-    config = DetectorConfig.course(backbone_weights=None, backbone_channels=(8, 16, 16), backbone_blocks=(1, 1, 1), head_hidden=32,
-                                   **changes)
+    config = DetectorConfig.course(backbone_weights=None, backbone_channels=(8, 16, 16), backbone_blocks=(1, 1, 1),
+                                   head_hidden=32, **changes)
     model = FasterRCNN(config).eval()
     with torch.no_grad():  # spread the untrained scores, so that no two candidates tie
         model.head.box_predictor.cls_score.weight.normal_(std=0.5)
@@ -119,9 +124,9 @@ def test_explorer_redraws_on_slider_changes(model_and_samples):
 def test_error_gallery_shows_the_most_confident_errors_of_each_kind():
     import matplotlib.pyplot as plt
 
-    from minifrcnn.data import CLASS_NAMES
     from minifrcnn.course.diagnosis import diagnose
     from minifrcnn.course.explorers.detections import describe_error, draw_error_gallery
+    from minifrcnn.data import CLASS_NAMES
 
     gt = [{"boxes": torch.tensor([[10.0, 10, 50, 50], [70, 70, 110, 110]]), "labels": torch.tensor([4, 8])}]
     det = [{"boxes": torch.tensor([[11.0, 10, 51, 50], [10, 12, 50, 52], [10, 10, 30, 50], [70, 71, 110, 111],

@@ -9,8 +9,13 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 from minifrcnn.boxes import BoxCoder  # noqa: E402
-from minifrcnn.course.explorers.head import (STAGES, detection_state, make_postprocess_explorer,  # noqa: E402
-                                      make_sampling_explorer, roi_sampling_state)
+from minifrcnn.course.explorers.head import (  # noqa: E402
+    STAGES,
+    detection_state,
+    make_postprocess_explorer,
+    make_sampling_explorer,
+    roi_sampling_state,
+)
 from minifrcnn.head import HeadSettings, assign_targets, postprocess, sample_proposals  # noqa: E402
 from minifrcnn.matching import BalancedSampler, Matcher  # noqa: E402
 

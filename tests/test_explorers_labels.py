@@ -16,8 +16,7 @@ from torchvision.models.detection._utils import Matcher as TvMatcher  # noqa: E4
 from minifrcnn.anchors import AnchorGenerator  # noqa: E402
 from minifrcnn.boxes import BoxCoder, box_iou  # noqa: E402
 from minifrcnn.course.explorers.deltas import delta_state, make_delta_playground  # noqa: E402
-from minifrcnn.course.explorers.labels import (NO_POSITIVE_COLOR, anchor_label_state,  # noqa: E402
-                                        make_label_explorer)
+from minifrcnn.course.explorers.labels import NO_POSITIVE_COLOR, anchor_label_state, make_label_explorer  # noqa: E402
 from minifrcnn.data import load_digits  # noqa: E402
 from minifrcnn.matching import Matcher, match_labels  # noqa: E402
 
@@ -152,7 +151,8 @@ def test_delta_state_equals_box_coders(gt, anchor):
     anchor_box = state["anchor"][None]
     assert (anchor_box[0, 2:] + anchor_box[0, :2]).tolist() == [128.0, 128.0]  # centred on (64, 64)
     assert torch.equal(state["deltas"], BoxCoder().encode(state["gt"][None], anchor_box)[0])
-    assert torch.equal(state["deltas"], TvBoxCoder((1.0, 1.0, 1.0, 1.0)).encode_single(state["gt"][None], anchor_box)[0])
+    expected = TvBoxCoder((1.0, 1.0, 1.0, 1.0)).encode_single(state["gt"][None], anchor_box)[0]
+    assert torch.equal(state["deltas"], expected)
     head = TvBoxCoder((10.0, 10.0, 5.0, 5.0)).encode_single(state["gt"][None], anchor_box)[0]
     assert torch.allclose(state["weighted"], head)
     assert torch.allclose(state["weighted"], state["deltas"] * torch.tensor([10.0, 10.0, 5.0, 5.0]), atol=1e-5)

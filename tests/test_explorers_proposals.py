@@ -9,8 +9,7 @@ import torch  # noqa: E402
 
 from minifrcnn.anchors import AnchorGenerator  # noqa: E402
 from minifrcnn.boxes import box_iou  # noqa: E402
-from minifrcnn.course.explorers.proposals import (STAGES, make_proposal_explorer, proposal_samples,  # noqa: E402
-                                           proposal_state)
+from minifrcnn.course.explorers.proposals import STAGES, make_proposal_explorer, proposal_samples, proposal_state  # noqa: E402
 from minifrcnn.course.train_rpn import make_rpn_model, recall_vs_proposals  # noqa: E402
 from minifrcnn.rpn import generate_proposals  # noqa: E402
 

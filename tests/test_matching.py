@@ -7,8 +7,15 @@ from torchvision.models.detection._utils import Matcher as TvMatcher
 
 from minifrcnn.anchors import AnchorGenerator
 from minifrcnn.boxes import box_iou
-from minifrcnn.matching import (BELOW_LOW_THRESHOLD, BETWEEN_THRESHOLDS, BalancedSampler, Matcher,
-                                head_matcher, match_labels, rpn_matcher)
+from minifrcnn.matching import (
+    BELOW_LOW_THRESHOLD,
+    BETWEEN_THRESHOLDS,
+    BalancedSampler,
+    Matcher,
+    head_matcher,
+    match_labels,
+    rpn_matcher,
+)
 
 
 def random_iou(gen, num_gt, num_anchors):

@@ -12,8 +12,18 @@ import torch
 from minifrcnn.backbone import SmallBackbone, load_backbone_weights, torchvision_backbone
 from minifrcnn.data import DATA_DIR, cache, load_digits
 from minifrcnn.detector import DetectorConfig, FasterRCNN
-from minifrcnn.pretrain import (IMAGE_MEAN, IMAGE_STD, PRETRAINED_FILE, DigitClassifier, DigitCrops,
-                                PretrainSettings, accuracy, load_pretrained, pretrain, training_digits)
+from minifrcnn.pretrain import (
+    IMAGE_MEAN,
+    IMAGE_STD,
+    PRETRAINED_FILE,
+    DigitClassifier,
+    DigitCrops,
+    PretrainSettings,
+    accuracy,
+    load_pretrained,
+    pretrain,
+    training_digits,
+)
 
 TINY = PretrainSettings(steps=3, batch_size=8, warmup_steps=1, channels=(8, 8, 16), blocks=(1, 1, 1))
 
@@ -85,7 +95,8 @@ def test_shipped_weights_never_saw_a_test_or_val_digit(shipped):
     recorded = set(shipped["mnist_indices"])
     assert recorded == set(training_digits("train")) and len(recorded) > 2000
     for split in ("val", "test"):
-        held_out = {a["mnist_index"] for a in json.loads((DATA_DIR / "digits" / f"{split}.json").read_text())["annotations"]}
+        annotations = json.loads((DATA_DIR / "digits" / f"{split}.json").read_text())["annotations"]
+        held_out = {a["mnist_index"] for a in annotations}
         assert not recorded & held_out, f"{split} digits among the pretraining digits"
 
 

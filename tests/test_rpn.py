@@ -7,16 +7,24 @@ import torch
 from torchvision.models.detection import _utils as det_utils
 from torchvision.models.detection.anchor_utils import AnchorGenerator as TVAnchorGenerator
 from torchvision.models.detection.image_list import ImageList
-from torchvision.models.detection.rpn import RegionProposalNetwork
+from torchvision.models.detection.rpn import RegionProposalNetwork, concat_box_prediction_layers
 from torchvision.models.detection.rpn import RPNHead as TVRPNHead
-from torchvision.models.detection.rpn import concat_box_prediction_layers
 
 from minifrcnn.anchors import AnchorGenerator
 from minifrcnn.course.train_rpn import make_rpn_model, recall_vs_iou, recall_vs_proposals, train_rpn
 from minifrcnn.matching import BalancedSampler
-from minifrcnn.rpn import (RPN, ProposalLayer, ProposalSettings, RPNHead, assign_targets,
-                           flatten_head_outputs, generate_proposals, rpn_losses, sample_anchors,
-                           settings_table)
+from minifrcnn.rpn import (
+    RPN,
+    ProposalLayer,
+    ProposalSettings,
+    RPNHead,
+    assign_targets,
+    flatten_head_outputs,
+    generate_proposals,
+    rpn_losses,
+    sample_anchors,
+    settings_table,
+)
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 SIZES, RATIOS = (16, 32, 64), (0.5, 1.0, 2.0)
@@ -142,7 +150,8 @@ def test_loss_with_fixed_masks_by_hand():
     pos = torch.tensor([[True, False, False, False]])
     neg = torch.tensor([[False, True, False, False]])
     obj_loss, box_loss = rpn_losses(objectness, deltas, labels, targets, pos, neg)
-    expected_obj = (torch.nn.functional.softplus(torch.tensor(-2.0)) + torch.nn.functional.softplus(torch.tensor(-1.0))) / 2
+    softplus = torch.nn.functional.softplus
+    expected_obj = (softplus(torch.tensor(-2.0)) + softplus(torch.tensor(-1.0))) / 2
     torch.testing.assert_close(obj_loss, expected_obj)
     # smooth L1 is |x| - beta / 2 for |x| > beta, here divided by the 2 sampled anchors
     torch.testing.assert_close(box_loss, torch.tensor((0.3 - 0.5 / 9) / 2))

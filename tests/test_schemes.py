@@ -3,17 +3,28 @@ backbone at the end, the gradient through the proposals, determinism, bad inputs
 import pytest
 import torch
 
-from minifrcnn.course.schemes import (ALTERNATING_STEPS, HEAD_LOSSES, RPN_LOSSES, STAGE_NAMES,
-                                      AlternatingStage, UnsharedFasterRCNN, evaluate_model, proposal_gradient,
-                                      set_trainable, split_steps, train_alternating, train_approximate_joint,
-                                      train_non_approximate_joint)
+from minifrcnn.course.schemes import (
+    ALTERNATING_STEPS,
+    HEAD_LOSSES,
+    RPN_LOSSES,
+    STAGE_NAMES,
+    AlternatingStage,
+    UnsharedFasterRCNN,
+    evaluate_model,
+    proposal_gradient,
+    set_trainable,
+    split_steps,
+    train_alternating,
+    train_approximate_joint,
+    train_non_approximate_joint,
+)
 from minifrcnn.detector import DetectorConfig, FasterRCNN, detect
 from minifrcnn.training import TrainSettings, train
 
 
 def tiny_config(**changes):
-    return DetectorConfig.course(backbone_weights=None, backbone_frozen_stages=0, backbone_channels=(8, 8, 16), backbone_blocks=(1, 1, 1), head_hidden=16,
-                                 rpn_post_nms_top_n_train=100, **changes)
+    return DetectorConfig.course(backbone_weights=None, backbone_frozen_stages=0, backbone_channels=(8, 8, 16),
+                                 backbone_blocks=(1, 1, 1), head_hidden=16, rpn_post_nms_top_n_train=100, **changes)
 
 
 def tiny_dataset(n=8, seed=0):

@@ -5,14 +5,13 @@ import pytest
 import torch
 
 from minifrcnn.detector import DetectorConfig, FasterRCNN
-from minifrcnn.training import (NonFiniteLossError, TrainSettings, batch_indices, load_checkpoint,
-                                load_weights, train)
+from minifrcnn.training import NonFiniteLossError, TrainSettings, batch_indices, load_checkpoint, load_weights, train
 
 
 def tiny_model(seed=0):
     torch.manual_seed(seed)
-    return FasterRCNN(DetectorConfig.course(backbone_weights=None, backbone_channels=(8, 8, 16), backbone_blocks=(1, 1, 1),
-                                            head_hidden=16, rpn_post_nms_top_n_train=100))
+    return FasterRCNN(DetectorConfig.course(backbone_weights=None, backbone_channels=(8, 8, 16),
+                                            backbone_blocks=(1, 1, 1), head_hidden=16, rpn_post_nms_top_n_train=100))
 
 
 def tiny_dataset(n=8, seed=0):
@@ -22,7 +21,8 @@ def tiny_dataset(n=8, seed=0):
         k = i % 3  # 0, 1 or 2 objects: includes images with no objects
         xy = torch.rand(k, 2, generator=gen) * 60
         boxes = torch.cat((xy, xy + 16 + torch.rand(k, 2, generator=gen) * 30), 1)
-        items.append((torch.rand(3, 96, 96, generator=gen), {"boxes": boxes, "labels": torch.randint(1, 11, (k,), generator=gen)}))
+        image = torch.rand(3, 96, 96, generator=gen)  # drawn before the labels, as always
+        items.append((image, {"boxes": boxes, "labels": torch.randint(1, 11, (k,), generator=gen)}))
     return items
 
 

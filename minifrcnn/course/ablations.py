@@ -42,11 +42,11 @@ from ..head import HeadSettings, assign_targets, postprocess
 from ..matching import BalancedSampler, Matcher
 from ..nms import batched_nms
 from ..rpn import ImageBatch
+from ..training import TrainSettings, load_checkpoint, train
+from ..utils import get_device, seed_everything
 from .schemes import evaluate_model as schemes_evaluate_model
 from .schemes import split_steps, train_alternating
 from .train_rpn import recall_vs_proposals
-from ..training import TrainSettings, load_checkpoint, train
-from ..utils import get_device, seed_everything
 
 RESULTS_DIR = DATA_DIR / "results"
 RESULTS_FILE = RESULTS_DIR / "ablations.json"

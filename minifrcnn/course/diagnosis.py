@@ -28,7 +28,7 @@ data set gives them (tensors or arrays)::
 """
 import numpy as np
 
-from ..evaluation import iou_numpy, to_numpy, match_voc
+from ..evaluation import iou_numpy, match_voc, to_numpy
 
 KINDS = ("correct", "duplicate", "mislocalised", "confusion", "background")
 ERRORS = KINDS[1:]

@@ -322,7 +322,8 @@ def main(argv=None):
     commands = parser.add_subparsers(dest="command", required=True)
     student = commands.add_parser("student", help="write the student edition of every lesson")
     student.add_argument("out_dir", type=Path)
-    student.add_argument("--lessons", type=Path, default=LESSONS_DIR, help="folder of the lessons (default: %(default)s)")
+    student.add_argument("--lessons", type=Path, default=LESSONS_DIR,
+                         help="folder of the lessons (default: %(default)s)")
     site = commands.add_parser("html", help="execute lessons and write HTML pages with an index")
     site.add_argument("out_dir", type=Path)
     site.add_argument("notebooks", nargs="*", type=Path, help="lessons to build (default: every lesson)")

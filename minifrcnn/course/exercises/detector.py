@@ -15,7 +15,7 @@ import torch
 
 from ...boxes import box_iou
 from ...evaluation import match_voc
-from ._check import Case, ExerciseError, compare, describe, call_learner
+from ._check import Case, ExerciseError, call_learner, compare, describe
 
 __all__ = ["check_match", "reference_match", "match_cases"]
 

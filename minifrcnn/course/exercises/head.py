@@ -24,7 +24,7 @@ from ...boxes import HEAD_BOX_WEIGHTS, BoxCoder, box_iou, clip_boxes_to_image, r
 from ...head import HeadSettings, assign_targets, postprocess
 from ...matching import Matcher
 from ...nms import batched_nms, nms
-from ._check import Case, ExerciseError, compare, describe, call_learner
+from ._check import Case, ExerciseError, call_learner, compare, describe
 
 __all__ = ["check_proposal_labels", "reference_proposal_labels", "proposal_label_cases",
            "check_postprocess", "reference_postprocess", "postprocess_cases"]

@@ -14,7 +14,7 @@ import torch
 from ...anchors import AnchorGenerator
 from ...boxes import BoxCoder, box_iou
 from ...matching import Matcher, match_labels
-from ._check import Case, ExerciseError, describe, call_learner
+from ._check import Case, ExerciseError, call_learner, describe
 
 _KIND = {1.0: "positive (1)", 0.0: "negative (0)", -1.0: "ignored (-1)"}
 

@@ -46,8 +46,9 @@ def check_crop_boxes(fn):
     xy = torch.rand(20, 2, generator=g, dtype=torch.float64) * 90
     random = torch.cat([xy, xy + 8 + torch.rand(20, 2, generator=g, dtype=torch.float64) * 50], dim=1)
     cases = [
-        Case("a square digit, centred, fraction 0.5", (_boxes([40, 40, 60, 60]), torch.tensor([0.5], dtype=torch.float64),
-                                                       torch.zeros(1, 2, dtype=torch.float64)),
+        Case("a square digit, centred, fraction 0.5",
+             (_boxes([40, 40, 60, 60]), torch.tensor([0.5], dtype=torch.float64),
+              torch.zeros(1, 2, dtype=torch.float64)),
              "a 20 px digit that fills half the crop: a 40 px crop around the digit's centre (50, 50)."),
         Case("a tall digit: the crop is a square of its height", (
             _boxes([10, 20, 22, 60]), torch.tensor([0.8], dtype=torch.float64), torch.zeros(1, 2, dtype=torch.float64)),
@@ -98,7 +99,8 @@ def check_class_evidence(fn):
                 torch.randn(k, c, generator=g, dtype=torch.float64), torch.randn(k, generator=g, dtype=torch.float64))
 
     cases = [
-        Case("one channel, 2 x 3 cells, 2 classes", case(1, 2, 3, 2), "score[k, y, x] = weight[k, 0] * f[0, y, x] + bias[k]."),
+        Case("one channel, 2 x 3 cells, 2 classes", case(1, 2, 3, 2),
+             "score[k, y, x] = weight[k, 0] * f[0, y, x] + bias[k]."),
         Case("the course's 128 channels on a 6 x 6 map, 10 digits", case(128, 6, 6),
              "sum over the channels: torch.einsum('kc,chw->khw', weight, features) does it in one call."),
         Case("a non-square map: 4 x 7", case(16, 4, 7), "keep (H, W) in the features' order."),

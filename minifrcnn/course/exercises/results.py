@@ -15,7 +15,7 @@ import torch
 
 from ...boxes import box_iou
 from ..train_rpn import recall_vs_proposals
-from ._check import Case, ExerciseError, describe, call_learner
+from ._check import Case, ExerciseError, call_learner, describe
 
 __all__ = ["check_recall_at_n", "reference_recall_at_n", "recall_cases"]
 

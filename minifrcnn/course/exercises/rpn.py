@@ -15,7 +15,7 @@ import torch
 
 from ...boxes import box_iou, clip_boxes_to_image, remove_small_boxes
 from ...nms import nms
-from ._check import Case, ExerciseError, compare, describe, call_learner
+from ._check import Case, ExerciseError, call_learner, compare, describe
 
 __all__ = ["check_nms", "check_filter_proposals", "reference_filter_proposals", "nms_cases"]
 

@@ -24,10 +24,10 @@ import torch
 from matplotlib.lines import Line2D
 
 from ...detector import detect
-from ..diagnosis import ERRORS, KINDS, classify_detections
-from ..draw import draw_box_outlines, draw_boxes, show_image
 from ...head import HeadSettings
 from ...head import select_detections as head_select_detections
+from ..diagnosis import ERRORS, KINDS, classify_detections
+from ..draw import draw_box_outlines, draw_boxes, show_image
 from ._base import Explorer
 
 # One colour per kind; tab10's green / orange / purple / red / blue, and magenta for misses.

@@ -24,9 +24,9 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import NullFormatter
 
 from ...boxes import HEAD_BOX_WEIGHTS, BoxCoder, box_iou, clip_boxes_to_image, remove_small_boxes
-from ..draw import LABEL_COLORS, class_color, draw_box_outlines, draw_boxes, show_image
 from ...matching import BalancedSampler
 from ...nms import batched_nms, nms
+from ..draw import LABEL_COLORS, class_color, draw_box_outlines, draw_boxes, show_image
 from ._base import Explorer
 from .proposals import draw_funnel
 

@@ -16,8 +16,8 @@ import torch
 from matplotlib.ticker import NullFormatter
 
 from ...boxes import box_iou
-from ..draw import LABEL_COLORS, draw_anchor_labels, draw_box_outlines, label_legend, show_image
 from ...matching import Matcher, match_labels
+from ..draw import LABEL_COLORS, draw_anchor_labels, draw_box_outlines, label_legend, show_image
 from ._base import Explorer
 
 KINDS = ("positive", "ignored", "negative")

@@ -17,8 +17,8 @@ import matplotlib.pyplot as plt
 import torch
 
 from ...boxes import BoxCoder, box_iou, clip_boxes_to_image, remove_small_boxes
-from ..draw import draw_box_outlines, show_image
 from ...nms import batched_nms
+from ..draw import draw_box_outlines, show_image
 from ._base import Explorer
 
 STAGES = ("anchors", "pre-NMS top-N", "clipped, >= min size", "score >= threshold", "after NMS",

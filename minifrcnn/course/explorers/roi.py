@@ -17,8 +17,8 @@ import torch
 from matplotlib.patches import Rectangle
 
 from ... import boxes as B
+from ...roi_ops import pool_edges, roi_align, roi_pool, round_half_away
 from ..draw import draw_box_outlines, show_image
-from ...roi_ops import pool_edges, round_half_away, roi_align, roi_pool
 from ._base import Explorer
 
 # name -> (op, aligned); the dropdown's choices
