@@ -59,7 +59,8 @@ NEVER = {"torch", "torchvision", "torchaudio", "triton", "numpy", "jax", "jaxlib
 NEVER_PREFIXES = ("nvidia-", "cuda-", "jax-cuda")
 # What the course needs that the bundle leaves out on purpose (tests/test_browser.py skips without them).
 LEFT_OUT = {"jupyterlab": "`make lab` and the browser test only (tests/test_browser.py skips without it)",
-            "playwright": "the browser test only, which also needs Chromium (tests/test_browser.py skips)"}
+            "playwright": "the browser test only, which also needs Chromium (tests/test_browser.py skips)",
+            "ruff": "the linter, run by make test here; gpu_check.sh runs pytest only (its wheel is ~10 MiB)"}
 # A package the machine has is left out of the bundle, except a small one (a pure-Python wheel
 # under this size), kept as a fallback in case the machine's version is older than required.
 FALLBACK_MAX_BYTES = 1024 * 1024
