@@ -15,6 +15,8 @@ import pytest
 from nbclient.exceptions import CellExecutionError
 
 from minifrcnn.course.editions import (
+    SOLUTION_NOTE,
+    STUB_NOTE,
     STUB_TAG,
     build_site,
     is_solution,
@@ -139,8 +141,11 @@ def test_student_edition_stubs_every_solution_and_changes_nothing_else(path, stu
         if cell.cell_type == "code":
             assert not mine.outputs and mine.execution_count is None
         if not is_solution(cell):
-            assert mine.source == cell.source or (index == first_markdown and "Student edition" in mine.source)
+            assert mine.source == cell.source.replace(SOLUTION_NOTE, STUB_NOTE) or (
+                index == first_markdown and "Student edition" in mine.source)
+            assert SOLUTION_NOTE not in mine.source
             continue
+        assert not mine.metadata.get("jupyter", {}).get("source_hidden"), "a stub is not collapsed"
         stubs += 1
         tags = mine.metadata.get("tags", [])
         assert "solution" not in tags and STUB_TAG in tags

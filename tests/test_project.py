@@ -13,6 +13,8 @@ import nbformat
 import pytest
 import yaml
 
+from minifrcnn.course.editions import SOLUTION_NOTE
+
 try:
     import tomllib
 except ModuleNotFoundError:  # Python 3.10
@@ -170,3 +172,17 @@ def test_the_architecture_document_draws_the_graph_as_it_is():
     graph = re.search(r"```mermaid\n(.*?)```", document, re.S).group(1)
     drawn = set(re.findall(r"^\s*(\w+) --> (\w+)\s*$", graph, re.M))
     assert drawn == edges, f"missing from docs/architecture.md: {edges - drawn}; not in the code: {drawn - edges}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_solutions_are_collapsed_and_announced(path):
+    """A learner's first contact with an exercise is an attempt: every solution cell is
+    committed collapsed, and the prompt above it says where the solution is and how to get
+    a copy without it."""
+    cells = json.loads(path.read_text())["cells"]
+    for i, cell in enumerate(cells):
+        if "solution" in cell["metadata"].get("tags", []):
+            assert cell["metadata"].get("jupyter", {}).get("source_hidden"), f"cell {i} is not collapsed"
+            prompt = "".join(cells[i - 1]["source"])
+            assert cells[i - 1]["cell_type"] == "markdown" and prompt.rstrip().endswith(SOLUTION_NOTE), \
+                f"cell {i - 1}, before solution cell {i}, does not end with the note that the solution is hidden"

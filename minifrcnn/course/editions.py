@@ -26,6 +26,11 @@ STUB_MESSAGE = "exercise stub: fill in the TODO in {name}"
 STUDENT_NOTE = ("\n\n> **Student edition.** The exercise cells are stubs: each says `TODO` and raises "
                 "`NotImplementedError`. Write the code there, then run the checker cell below it; it tells "
                 "you which case fails and why.")
+# Each exercise's prompt ends with SOLUTION_NOTE (the course edition: the solution cell under it is
+# committed collapsed); the student edition says STUB_NOTE there instead, and shows the stub.
+SOLUTION_NOTE = ("*The reference solution is hidden in the collapsed cell below: try first. `make student` gives "
+                 "you a copy of every lesson without the solutions.*")
+STUB_NOTE = "*Write your solution in the cell below, in place of its `TODO`, then run the checker under it.*"
 CELL_TIMEOUT = 600  # seconds per cell when executing lessons: lesson 04 and later train
 
 
@@ -131,10 +136,13 @@ def student_notebook(nb):
     for cell in nb.cells:
         if cell.cell_type == "code":
             cell.outputs, cell.execution_count = [], None
+        if cell.cell_type == "markdown" and SOLUTION_NOTE in cell.source:
+            cell.source = cell.source.replace(SOLUTION_NOTE, STUB_NOTE)
         if is_solution(cell):
             cell.source, _ = stub_source(cell.source)
             tags = [t for t in cell.metadata.get("tags", []) if t != SOLUTION_TAG]
             cell.metadata["tags"] = tags + [STUB_TAG]
+            cell.metadata.get("jupyter", {}).pop("source_hidden", None)  # the stub is the learner's to see
     first_markdown = next((c for c in nb.cells if c.cell_type == "markdown"), None)
     if first_markdown is not None:
         first_markdown.source = first_markdown.source.rstrip() + STUDENT_NOTE
