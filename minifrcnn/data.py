@@ -35,6 +35,8 @@ def course_data(*parts):
         raise FileNotFoundError(f"no course data at {path}: run from a checkout of minifrcnn (its data/ folder), "
                                 f"or set MINIFRCNN_DATA to that folder")
     return path
+
+
 CLASS_NAMES = ("__background__",) + tuple(str(d) for d in range(10))
 
 
