@@ -13,7 +13,7 @@
 #      tests/test_browser.py skips: no playwright, no Chromium there);
 #   4. runs every lesson, notebooks/[0-9][0-9]_*.ipynb, under nbval, one lesson per xdist worker;
 #   5. times the detector's training and inference steps and makes the results lesson's timing
-#      table (gpu_report.py timing: ablations.time_parts), then, if the budget allows,
+#      table (gpu_report.py timing: minifrcnn.course.timing.time_parts), then, if the budget allows,
 #      benchmarks/bench_detector.py on the GPU (one seed, minifrcnn vs torchvision);
 #   6. writes report.json, report.md and the logs into $OUT (8 files: gpu_check.log, pytest.log,
 #      nbval.log, timing.log, junit-tests.xml, junit-notebooks.xml, report.json, report.md).

@@ -356,7 +356,7 @@ def cmd_env(args):
 
 def cmd_timing(args):
     """The detector's training and inference steps on the device, and the results lesson's
-    timing table (``ablations.time_parts`` / ``timing_table``: backbone, RPN, head in ms per image).
+    timing table (``minifrcnn.course.timing.time_parts`` / ``timing_table``: backbone, RPN, head in ms per image).
     Each part runs even if one before it failed; the exit status is 1 if any failed."""
     import traceback
 
@@ -364,7 +364,8 @@ def cmd_timing(args):
     import numpy as np
     import torch
 
-    from minifrcnn.course.ablations import environment, load_baseline, load_results, time_parts, timing_table
+    from minifrcnn.course.ablations import environment, load_baseline, load_results
+    from minifrcnn.course.timing import time_parts, timing_table
     from minifrcnn.data import cache, load_digits
     from minifrcnn.detector import DetectorConfig, FasterRCNN, detect
     from minifrcnn.evaluation import evaluate_voc
@@ -646,7 +647,8 @@ def cmd_report(args):
         md.append(f"* the baseline's test mAP@0.5 on {timing.get('device')} ({m.get('images')} images): "
                   f"{m['device']:.4f} (recorded on the CPU: {m['recorded']})")
     if timing.get("timing_table"):
-        md += ["", "The results lesson's timing table (`ablations.time_parts`, ms per image, median):", "",
+        md += ["", "The results lesson's timing table (`minifrcnn.course.timing.time_parts`, ms per image, median):",
+               "",
                "```", timing["timing_table"], "```"]
     for name, error in (timing.get("errors") or {}).items():
         md.append(f"* {name} FAILED: {error.strip().splitlines()[-1]}"[:400])

@@ -9,7 +9,6 @@ All hyper-parameters live in one flat :class:`DetectorConfig`; ``DetectorConfig.
 and ``DetectorConfig.course()`` hold the paper's values and the course's CPU-scale ones,
 and :func:`config_table` shows them side by side.
 """
-import math
 from dataclasses import asdict, dataclass, fields, replace
 
 import torch
@@ -159,14 +158,8 @@ class ImagePreparation(nn.Module):
                 inside = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
                 labels = targets[i]["labels"].to(device)[inside]
                 new_targets.append({**targets[i], "boxes": boxes[inside], "labels": labels})
-        sizes = [tuple(image.shape[-2:]) for image in resized]
-        stride = float(self.size_divisible)
-        height = int(math.ceil(max(h for h, _ in sizes) / stride) * stride)
-        width = int(math.ceil(max(w for _, w in sizes) / stride) * stride)
-        batch = resized[0].new_zeros(len(resized), 3, height, width)
-        for slot, image in zip(batch, resized):
-            slot[:, :image.shape[1], :image.shape[2]].copy_(image)
-        return batch, sizes, (new_targets if targets is not None else None)
+        batch = ImageBatch.from_images(resized, self.size_divisible)
+        return batch.tensors, batch.image_sizes, (new_targets if targets is not None else None)
 
     def postprocess(self, detections, sizes, original_sizes):
         """Scale each image's boxes from the resized size back to its input size."""
@@ -208,21 +201,23 @@ def check_inputs(images, targets, num_classes):
 
 
 def prepare_inputs(model, images, targets=None):
-    """What a detector's forward does first: check the inputs (the targets in training mode,
-    where they are required), remember each image's size, then normalise, resize and batch
-    (``model.transform``). Shared by :class:`FasterRCNN` and the one-stage detector of
-    ``minifrcnn.course.ablations``.
+    """What a detector's forward does first: check the inputs (the targets whenever they are
+    given; training mode requires them), remember each image's size, then normalise, resize
+    and batch (``model.transform``). :meth:`FasterRCNN.prepare`; also used by the detectors
+    built from its parts (the unshared detector of lesson 09, the one-stage detector of
+    lesson 10).
 
     Returns:
-        (Tensor, list, list or None, list): the batch ``(N, 3, H, W)``, the sizes after
-        resizing, the targets in resized coordinates, and the input sizes.
+        (ImageBatch, list or None, list): the batch (``tensors (N, 3, H, W)`` and the
+        ``image_sizes`` after resizing), the targets in resized coordinates, and the input
+        sizes (for :meth:`ImagePreparation.postprocess`).
     """
-    images = check_inputs(images, targets if model.training else None, model.config.num_classes)
+    images = check_inputs(images, targets, model.config.num_classes)
     if model.training and targets is None:
         raise ValueError("training mode needs targets (call model.eval() to detect)")
     original_sizes = [tuple(image.shape[-2:]) for image in images]
     batch, sizes, targets = model.transform(images, targets)
-    return batch, sizes, targets, original_sizes
+    return ImageBatch(batch, sizes), targets, original_sizes
 
 
 def check_joint_training(config):
@@ -275,17 +270,30 @@ class FasterRCNN(nn.Module):
         pooled = self.backbone.out_channels * config.roi_output_size ** 2
         self.head = DetectionHead(roi_op, pooled, config.head_hidden, config.num_classes, config.head_settings())
 
+    # The forward pass in its stages (figure 2). The training schemes of lesson 09, the
+    # ablations of lesson 10 and the explorers call these same stages when they need to stop
+    # between them, so the pipeline is written once, here.
+
+    def prepare(self, images, targets=None):
+        """Stage 1: check, normalise, resize and batch (:func:`prepare_inputs`).
+        Returns ``(ImageBatch, targets in the batch's frame or None, input sizes)``."""
+        return prepare_inputs(self, images, targets)
+
+    def postprocess(self, detections, batch, original_sizes):
+        """Last stage: the detections' boxes from the batch's frame back to the input sizes."""
+        return self.transform.postprocess(detections, batch.image_sizes, original_sizes)
+
     def forward(self, images, targets=None):
-        batch, sizes, targets, original_sizes = prepare_inputs(self, images, targets)
-        features = self.backbone(batch)
-        proposals, rpn_losses = self.rpn(ImageBatch(batch, sizes), features, targets, propose=True)
+        batch, targets, original_sizes = self.prepare(images, targets)
+        features = self.backbone(batch.tensors)                         # the shared conv layers
+        proposals, rpn_losses = self.rpn(batch, features, targets)     # section 3.1
         # Approximate joint training (section 3.2): the proposals are detached inside the
         # RPN's proposal layer, so the head's loss does not reach the RPN's box deltas.
         # Non-approximate: they are not, and the RoI warp passes the head's gradient on to them.
-        detections, head_losses = self.head(features, proposals, sizes, targets)
+        detections, head_losses = self.head(features, proposals, batch.image_sizes, targets)  # RoI op + Fast R-CNN
         if self.training:
             return {**rpn_losses, **head_losses}
-        return self.transform.postprocess(detections, sizes, original_sizes)
+        return self.postprocess(detections, batch, original_sizes)
 
 
 @torch.no_grad()

@@ -203,6 +203,12 @@ class DetectionHead(nn.Module):
         self.sampler = BalancedSampler(s.batch_size, s.positive_fraction)
         self.box_coder = BoxCoder(s.box_weights)
 
+    def predict(self, features, rois):
+        """RoI features -> box head -> ``(class logits (R, K), box deltas (R, 4K))`` for
+        the RoIs of all images (``rois``: a list of ``(R_i, 4)``), before any loss or
+        post-processing."""
+        return self.box_predictor(self.box_head(self.roi_op(features, rois)))
+
     def forward(self, features, proposals, image_sizes, targets=None):
         """Args:
             features (Tensor): ``(N, C, H, W)``.
@@ -221,7 +227,7 @@ class DetectionHead(nn.Module):
             samples = [sample_proposals(p, t["boxes"], t["labels"], self.matcher, self.sampler, self.box_coder)
                        for p, t in zip(proposals, targets)]
             proposals = [rois for rois, _, _ in samples]
-        logits, deltas = self.box_predictor(self.box_head(self.roi_op(features, proposals)))
+        logits, deltas = self.predict(features, proposals)
         if self.training:
             labels = torch.cat([labels for _, labels, _ in samples])
             regression_targets = torch.cat([t for _, _, t in samples])

@@ -20,6 +20,7 @@ parameters of the last layer. We use ``k`` so that the weights load into torchvi
 Every result here equals torchvision's ``RegionProposalNetwork`` with the same settings
 and weights (``tests/test_rpn.py``).
 """
+import math
 from dataclasses import asdict, dataclass
 
 import torch
@@ -285,18 +286,39 @@ def generate_proposals(anchors, objectness, deltas, image_sizes, pre_nms_top_n, 
     all_boxes, all_scores = [], []
     for scores, idx, image_deltas, image_size in zip(top_scores, top_idx, deltas, image_sizes):
         boxes = box_coder.decode(image_deltas[idx], anchors[idx])[:, 0]
-        boxes = clip_boxes_to_image(boxes, image_size)
-        keep = remove_small_boxes(boxes, min_size)
-        boxes, scores = boxes[keep], scores[keep]
+        boxes, scores = filter_proposals(boxes, scores, image_size, post_nms_top_n, nms_thresh, min_size,
+                                         score_thresh)
+        all_boxes.append(boxes)
+        all_scores.append(scores)
+    return all_boxes, all_scores
+
+
+def filter_proposals(boxes, scores, image_size, top_n, nms_thresh=0.7, min_size=1e-3, score_thresh=None):
+    """The proposal layer's steps after decoding, for one image: clip the boxes to the image,
+    drop those smaller than ``min_size`` and (unless ``score_thresh`` is None) scored below
+    ``score_thresh``, run NMS at ``nms_thresh`` (None: no NMS, the best-scored boxes) and
+    keep the ``top_n`` best. Shared by :func:`generate_proposals` and the test-time ablations
+    of lesson 10, which feed it other boxes (the anchors) or other scores (the logits).
+
+    Args:
+        boxes (Tensor): ``(K, 4)``, sorted by ``scores`` (``(K,)``), highest first.
+
+    Returns:
+        (Tensor, Tensor): the kept boxes ``(K', 4)`` and their scores, highest first.
+    """
+    boxes = clip_boxes_to_image(boxes, image_size)
+    keep = remove_small_boxes(boxes, min_size)
+    boxes, scores = boxes[keep], scores[keep]
+    if score_thresh is not None:
         keep = torch.where(scores >= score_thresh)[0]
         boxes, scores = boxes[keep], scores[keep]
-        # One feature map = one group: batched_nms only to pick the same NMS code path
-        # (and the same order of tied scores) as torchvision.
-        keep = batched_nms(boxes.detach(), scores, torch.zeros_like(scores, dtype=torch.int64), nms_thresh,
-                           max_kept=post_nms_top_n)
-        all_boxes.append(boxes[keep])
-        all_scores.append(scores[keep])
-    return all_boxes, all_scores
+    if nms_thresh is None:
+        return boxes[:top_n], scores[:top_n]
+    # One feature map = one group: batched_nms only to pick the same NMS code path (and the
+    # same order of tied scores) as torchvision.
+    keep = batched_nms(boxes.detach(), scores, torch.zeros_like(scores, dtype=torch.int64), nms_thresh,
+                       max_kept=top_n)
+    return boxes[keep], scores[keep]
 
 
 class ProposalLayer(nn.Module):
@@ -329,6 +351,24 @@ class ImageBatch:
 
     def __init__(self, tensors, image_sizes):
         self.tensors, self.image_sizes = tensors, image_sizes
+
+    @classmethod
+    def from_images(cls, images, size_divisible=1):
+        """Zero-pad ``(C, h, w)`` images at the right and bottom into one ``(N, C, H, W)``
+        batch: ``H`` and ``W`` are the largest height and width, rounded up to a multiple of
+        ``size_divisible``. An ``(N, C, H, W)`` tensor is taken as it is. The one place
+        where the package batches images (the detector's :class:`ImagePreparation`, lesson
+        04's RPN model)."""
+        if isinstance(images, torch.Tensor):
+            return cls(images, [tuple(images.shape[-2:])] * images.shape[0])
+        sizes = [tuple(image.shape[-2:]) for image in images]
+        stride = float(size_divisible)
+        height = int(math.ceil(max(h for h, _ in sizes) / stride) * stride)
+        width = int(math.ceil(max(w for _, w in sizes) / stride) * stride)
+        batch = images[0].new_zeros(len(images), images[0].shape[0], height, width)
+        for slot, image in zip(batch, images):
+            slot[:, :image.shape[-2], :image.shape[-1]].copy_(image)
+        return cls(batch, sizes)
 
 
 def _images_and_sizes(images):

@@ -1,5 +1,6 @@
-"""minifrcnn.course.ablations: the test-time proposal variants, the one-stage detector, the RPN
-box-loss weight, the rows and their results file, and the resumable script."""
+"""Lesson 10's machinery: the test-time proposal variants (minifrcnn.course.test_time), the timing
+table (timing), the one-stage detector (minifrcnn.one_stage), the noise band and verdicts (verdicts), and
+minifrcnn.course.ablations: the RPN box-loss weight, the rows and their results file, and the resumable script."""
 import hashlib
 import json
 from dataclasses import replace
@@ -11,22 +12,26 @@ from minifrcnn.boxes import BoxCoder, box_iou, clip_boxes_to_image, remove_small
 from minifrcnn.course import ablations
 from minifrcnn.course.ablations import (
     TRAINING_ROWS,
-    OneStageDetector,
-    ProposalVariant,
-    ablate_proposals,
-    detections_with,
     expected_rows,
     find_row,
     lambda_to_weight,
-    proposal_recall,
     row_settings,
-    rpn_outputs,
     run_ablations,
     run_key,
-    select_proposals,
-    time_parts,
 )
+from minifrcnn.course.test_time import (
+    TEST_TIME_ROWS,
+    ProposalVariant,
+    ablate_proposals,
+    detections_with,
+    proposal_recall,
+    rpn_outputs,
+    select_proposals,
+)
+from minifrcnn.course.timing import time_parts, timing_table
+from minifrcnn.course.verdicts import REFERENCE_ROWS, compare_with_paper, comparison_table, noise_band
 from minifrcnn.detector import DetectorConfig, FasterRCNN, detect
+from minifrcnn.one_stage import OneStageDetector
 from minifrcnn.rpn import ProposalSettings, generate_proposals
 from minifrcnn.training import load_checkpoint
 
@@ -155,7 +160,7 @@ def test_time_parts(tiny_model):
     timing = time_parts(tiny_model, images, device="cpu", warmup=1, repeats=1)
     assert {"conv", "proposals", "region-wise", "total"} <= set(timing) and timing["device"] == "cpu"
     assert all(timing[k] > 0 for k in ("conv", "proposals", "region-wise"))
-    assert "paper VGG-16 (K40)" in ablations.timing_table({"here": timing})
+    assert "paper VGG-16 (K40)" in timing_table({"here": timing})
 
 
 # ----------------------------------------------------------------------------- training-time pieces
@@ -226,7 +231,7 @@ def test_rows_change_what_they_say():
     same = [k for k, v in keys.items() if v == keys[("baseline", "course")]]
     assert same == [("baseline", "course"), ("anchors", "3x3"), ("lambda", "10"), ("sharing", "joint"),
                     ("stages", "two-stage"), ("pretraining", "pretrained"),
-                    ("fine-tuning", ablations.REFERENCE_ROWS["fine-tuning"])]
+                    ("fine-tuning", REFERENCE_ROWS["fine-tuning"])]
     assert keys[("sharing", "unshared")] == keys[("sharing", "shared")] != keys[("baseline", "course")]
     assert len(set(keys.values())) == 13
     scratch = find_row("pretraining", "from scratch").config()
@@ -268,9 +273,9 @@ def test_results_file_matches_the_script():
     assert baseline["settings"] == results["rows"][0]["settings"][0]
     test_time = results["test_time"]  # every test-time row, for the baseline's weights
     assert test_time["sha256"] == baseline["sha256"] and test_time["images"] == 200
-    assert [(r["table"], r["row"]) for r in test_time["rows"]] == [(t, r) for t, r, *_ in ablations.TEST_TIME_ROWS]
+    assert [(r["table"], r["row"]) for r in test_time["rows"]] == [(t, r) for t, r, *_ in TEST_TIME_ROWS]
     assert test_time["rows_defined"] == json.loads(json.dumps(
-        [[t, r, {"mode": v.mode, "top_n": v.top_n}] for t, r, v, _, _ in ablations.TEST_TIME_ROWS]))
+        [[t, r, {"mode": v.mode, "top_n": v.top_n}] for t, r, v, _, _ in TEST_TIME_ROWS]))
 
 
 def test_baseline_weights_are_small_and_load_safely():
@@ -296,7 +301,7 @@ def test_run_ablations_is_resumable(tmp_path, monkeypatch):
     # The rows that share the baseline's run (anchors 3x3, lambda 10, ...) come with it.
     sharing = {("baseline", "course"), ("anchors", "3x3"), ("lambda", "10"), ("sharing", "joint"),
                ("stages", "two-stage"), ("pretraining", "pretrained"),
-               ("fine-tuning", ablations.REFERENCE_ROWS["fine-tuning"])}
+               ("fine-tuning", REFERENCE_ROWS["fine-tuning"])}
     assert [(r["table"], r["name"]) for r in results["rows"]] == [
         (r.table, r.name) for r in TRAINING_ROWS if (r.table, r.name) in sharing | {("lambda", "0.1")}]
     assert all(r["seeds_done"] == 2 and [p["seed"] for p in r["per_seed"]] == [0, 1] for r in results["rows"])
@@ -371,25 +376,25 @@ def test_settings_follow_the_course_defaults(monkeypatch):
 
 def test_noise_band_pools_the_seed_spread():
     rows = [{"map50_std": 0.01, "seeds_done": 3}, {"map50_std": 0.02, "seeds_done": 3}]
-    band, sigma = ablations.noise_band({"rows": rows})
+    band, sigma = noise_band({"rows": rows})
     assert sigma == pytest.approx((0.5 * (0.01 ** 2 + 0.02 ** 2)) ** 0.5)
     assert band == pytest.approx(2 * sigma * (2 / 3) ** 0.5)
     # a file still being completed: the spread of the rows with seeds, the band of a one-seed row
-    band, sigma = ablations.noise_band({"rows": rows + [{"map50": 0.5, "seeds_done": 1}]})
+    band, sigma = noise_band({"rows": rows + [{"map50": 0.5, "seeds_done": 1}]})
     assert band == pytest.approx(2 * sigma * 2 ** 0.5)
-    assert ablations.noise_band({"rows": [{"map50": 0.5, "seeds_done": 1}]}) == (None, None)  # no spread to measure
+    assert noise_band({"rows": [{"map50": 0.5, "seeds_done": 1}]}) == (None, None)  # no spread to measure
 
 
 def test_verdicts_compare_changes_with_the_noise_and_the_paper():
     rows = [{"table": "lambda", "name": name, "map50": m, "paper": p}
             for name, m, p in (("0.1", 0.80, 67.2), ("1", 0.895, 68.9), ("10", 0.90, 69.9), ("100", 0.93, 69.1))]
-    verdicts = {c["row"]: c["verdict"] for c in ablations.compare_with_paper(rows, "lambda", noise=0.01)}
-    assert verdicts == {"0.1": "same direction", "1": "within noise here", "10": "reference",
+    found = {c["row"]: c["verdict"] for c in compare_with_paper(rows, "lambda", noise=0.01)}
+    assert found == {"0.1": "same direction", "1": "within noise here", "10": "reference",
                         "100": "opposite direction"}
-    wide = {c["row"]: c["verdict"] for c in ablations.compare_with_paper(rows, "lambda", noise=0.05)}
+    wide = {c["row"]: c["verdict"] for c in compare_with_paper(rows, "lambda", noise=0.05)}
     assert wide["100"] == "within noise here" and wide["0.1"] == "same direction"
     rows = [{"table": "pretraining", "name": "from scratch", "map50": 0.80, "paper": None},
             {"table": "pretraining", "name": "pretrained", "map50": 0.90, "paper": None}]
-    verdicts = {c["row"]: c["verdict"] for c in ablations.compare_with_paper(rows, "pretraining", noise=0.02)}
+    verdicts = {c["row"]: c["verdict"] for c in compare_with_paper(rows, "pretraining", noise=0.02)}
     assert verdicts["from scratch"] == "a clear change; not in the paper"
-    assert "noise: +-2.0 points" in ablations.comparison_table(rows, "pretraining", noise=0.02)
+    assert "noise: +-2.0 points" in comparison_table(rows, "pretraining", noise=0.02)

@@ -54,11 +54,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..detector import DetectorConfig, FasterRCNN, check_inputs, detect
+from ..detector import DetectorConfig, FasterRCNN, detect, prepare_inputs
 from ..evaluation import evaluate_coco, evaluate_voc
 from ..head import assign_targets as head_assign_targets
 from ..head import head_loss
-from ..rpn import ImageBatch
 from ..training import TrainSettings, train
 from ..utils import get_device
 
@@ -197,18 +196,16 @@ class AlternatingStage(nn.Module):
 
     def forward(self, images, targets):
         d = self.detector
-        images = check_inputs(images, targets, d.config.num_classes)
-        batch, sizes, targets = d.transform(images, targets)
-        image_batch = ImageBatch(batch, sizes)
-        features = d.backbone(batch)
+        batch, targets, _ = d.prepare(images, targets)
+        features = d.backbone(batch.tensors)
         if self.step in (1, 3):
-            return d.rpn(image_batch, features, targets, propose=False)[1]
+            return d.rpn(batch, features, targets, propose=False)[1]
         if self.step == 2:  # proposals from step 1's network: its own backbone, its RPN
             with torch.no_grad():
-                proposals = training_proposals(self.proposer.rpn, image_batch, self.proposer.backbone(batch))
+                proposals = training_proposals(self.proposer.rpn, batch, self.proposer.backbone(batch.tensors))
         else:  # step 4: from the RPN of step 3, on the shared features
-            proposals = training_proposals(d.rpn, image_batch, features)
-        return d.head(features, proposals, sizes, targets)[1]
+            proposals = training_proposals(d.rpn, batch, features)
+        return d.head(features, proposals, batch.image_sizes, targets)[1]
 
 
 class UnsharedFasterRCNN(nn.Module):
@@ -232,12 +229,10 @@ class UnsharedFasterRCNN(nn.Module):
     def forward(self, images, targets=None):
         if self.training or targets is not None:
             raise ValueError("UnsharedFasterRCNN only detects (call .eval()); train it with train_alternating")
-        images = check_inputs(images, None, self.config.num_classes)
-        original_sizes = [tuple(image.shape[-2:]) for image in images]
-        batch, sizes, _ = self.transform(images)
-        proposals, _ = self.rpn(ImageBatch(batch, sizes), self.rpn_backbone(batch))
-        detections, _ = self.head(self.backbone(batch), proposals, sizes)
-        return self.transform.postprocess(detections, sizes, original_sizes)
+        batch, _, original_sizes = prepare_inputs(self, images)
+        proposals, _ = self.rpn(batch, self.rpn_backbone(batch.tensors))
+        detections, _ = self.head(self.backbone(batch.tensors), proposals, batch.image_sizes)
+        return self.transform.postprocess(detections, batch.image_sizes, original_sizes)
 
 
 def _new_detector(config, seed):
@@ -376,11 +371,10 @@ def proposal_gradient(model, images, targets):
     was_training = model.training
     model.eval()
     try:
-        images = check_inputs(images, targets, model.config.num_classes)
-        batch, sizes, targets = model.transform(images, targets)
+        batch, targets, _ = model.prepare(images, targets)
         with torch.enable_grad():
-            features = model.backbone(batch)
-            proposals = model.rpn.predict(ImageBatch(batch, sizes), features)["proposals"]
+            features = model.backbone(batch.tensors)
+            proposals = model.rpn.predict(batch, features)["proposals"]
             if not proposals[0].requires_grad:
                 return [p.detach() for p in proposals], [torch.zeros_like(p) for p in proposals]
             head = model.head
@@ -392,7 +386,7 @@ def proposal_gradient(model, images, targets):
                 labels.append(lab[keep])
                 regression_targets.append(head.box_coder.encode(matched[keep], fixed[keep]))
                 rois.append(p[keep])  # indexing keeps the path back to the proposals
-            logits, deltas = head.box_predictor(head.box_head(head.roi_op(features, rois)))
+            logits, deltas = head.predict(features, rois)
             loss = sum(head_loss(logits, deltas, torch.cat(labels), torch.cat(regression_targets)))
             grads = torch.autograd.grad(loss, proposals, allow_unused=True)
         return ([p.detach() for p in proposals],

@@ -31,15 +31,10 @@ COURSE_ASPECT_RATIOS = (0.5, 1.0, 2.0)
 
 def batch_images(images):
     """Stack a list of ``(3, h, w)`` images into ``(N, 3, H, W)``, zero-padding at the right
-    and bottom to the largest size; returns ``(batch, [(h, w), ...])``. A tensor passes."""
-    if isinstance(images, torch.Tensor):
-        return images, [tuple(images.shape[-2:])] * images.shape[0]
-    sizes = [tuple(image.shape[-2:]) for image in images]
-    height, width = max(h for h, _ in sizes), max(w for _, w in sizes)
-    batch = images[0].new_zeros(len(images), images[0].shape[0], height, width)
-    for slot, image in zip(batch, images):
-        slot[:, :image.shape[-2], :image.shape[-1]].copy_(image)
-    return batch, sizes
+    and bottom to the largest size; returns ``(batch, [(h, w), ...])``. A tensor passes.
+    (:meth:`minifrcnn.rpn.ImageBatch.from_images` as a tuple, for lesson 04.)"""
+    batch = ImageBatch.from_images(images)
+    return batch.tensors, batch.image_sizes
 
 
 class RPNModel(nn.Module):
@@ -57,17 +52,17 @@ class RPNModel(nn.Module):
         self.rpn = rpn
 
     def forward(self, images, targets=None, propose=None):
-        batch, sizes = batch_images(images)
-        features = self.backbone(batch)
+        batch = ImageBatch.from_images(images)
+        features = self.backbone(batch.tensors)
         propose = not self.training if propose is None else propose
-        return self.rpn(ImageBatch(batch, sizes), features, targets, propose=propose)
+        return self.rpn(batch, features, targets, propose=propose)
 
     @torch.no_grad()
     def predict(self, images):
         """:meth:`minifrcnn.rpn.RPN.predict` on images, plus ``features``."""
-        batch, sizes = batch_images(images)
-        features = self.backbone(batch)
-        out = self.rpn.predict(ImageBatch(batch, sizes), features)
+        batch = ImageBatch.from_images(images)
+        features = self.backbone(batch.tensors)
+        out = self.rpn.predict(batch, features)
         out["features"] = features
         return out
 
@@ -160,8 +155,8 @@ def collect_proposals(model, dataset, batch_size=20, device="cpu", settings=None
 
 
 def _predict_inputs(model, images):
-    batch, sizes = batch_images(images)
-    return ImageBatch(batch, sizes), model.backbone(batch)
+    batch = ImageBatch.from_images(images)
+    return batch, model.backbone(batch.tensors)
 
 
 def _best_iou_per_gt(proposals, gt_boxes, top_n):
