@@ -47,6 +47,52 @@ def test_eval_mode_returns_detections_in_input_coordinates():
         assert det["boxes"][:, 0::2].max() <= w + 1e-4 and det["boxes"][:, 1::2].max() <= h + 1e-4
 
 
+def test_the_stages_called_one_by_one_are_the_forward_pass():
+    """FasterRCNN's stages (docs/architecture.md) are what code that stops between them calls:
+    run one after the other they give forward's losses and detections exactly."""
+    model = FasterRCNN(tiny_config(box_score_threshold=0.0))
+    images, targets = random_batch(3, sizes=((128, 128), (96, 200)))
+
+    def by_stages():
+        batch, prepared, original_sizes = model.prepare(images, targets if model.training else None)
+        # the course resizes to 192 px at most on the longer side: 96 x 200 becomes 92 x 192
+        assert batch.tensors.shape[-2:] == (192, 192) and batch.image_sizes == [(192, 192), (92, 192)]
+        features = model.backbone(batch.tensors)
+        proposals, rpn_losses = model.rpn(batch, features, prepared)
+        detections, head_losses = model.head(features, proposals, batch.image_sizes, prepared)
+        if model.training:
+            return {**rpn_losses, **head_losses}
+        return model.postprocess(detections, batch, original_sizes)
+
+    model.train()
+    torch.manual_seed(1)
+    staged = by_stages()
+    torch.manual_seed(1)
+    assert staged == model(images, targets)
+    model.eval()
+    with torch.no_grad():
+        staged, whole = by_stages(), model(images)
+    assert all(torch.equal(a[k], b[k]) for a, b in zip(staged, whole) for k in a)
+
+
+def test_prepare_checks_targets_whenever_given_and_needs_them_in_training():
+    model = FasterRCNN(tiny_config()).eval()
+    images, targets = random_batch(0)
+    targets[1]["labels"] = targets[1]["labels"] + 20
+    with pytest.raises(ValueError, match=r"targets\[1\]\['labels'\] must be in 1..10"):
+        model.prepare(images, targets)
+    with pytest.raises(ValueError, match="training mode needs targets"):
+        model.train().prepare(images)
+
+
+def test_head_predict_is_the_raw_logits_and_deltas_of_every_roi():
+    model = FasterRCNN(tiny_config()).eval()
+    features = torch.rand(2, model.backbone.out_channels, 8, 8)
+    rois = [torch.tensor([[0.0, 0.0, 32.0, 32.0], [8.0, 8.0, 40.0, 60.0]]), torch.tensor([[4.0, 4.0, 20.0, 20.0]])]
+    logits, deltas = model.head.predict(features, rois)
+    assert logits.shape == (3, 11) and deltas.shape == (3, 44)
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
 def test_a_model_on_the_gpu_takes_images_and_targets_from_the_cpu():
     torch.manual_seed(0)

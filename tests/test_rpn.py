@@ -15,10 +15,12 @@ from minifrcnn.course.train_rpn import make_rpn_model, recall_vs_iou, recall_vs_
 from minifrcnn.matching import BalancedSampler
 from minifrcnn.rpn import (
     RPN,
+    ImageBatch,
     ProposalLayer,
     ProposalSettings,
     RPNHead,
     assign_targets,
+    filter_proposals,
     flatten_head_outputs,
     generate_proposals,
     rpn_losses,
@@ -315,6 +317,26 @@ def test_live_loss_plot_and_batching():
     batch, sizes = batch_images([torch.ones(3, 4, 6), torch.ones(3, 5, 2)])
     assert batch.shape == (2, 3, 5, 6) and sizes == [(4, 6), (5, 2)]
     assert batch[0, :, 4].sum() == 0 and batch[1, :, :, 2:].sum() == 0  # zero padding
+
+
+def test_image_batch_pads_to_a_multiple_and_takes_a_tensor_as_it_is():
+    batch = ImageBatch.from_images([torch.ones(3, 30, 40), torch.ones(3, 33, 20)], size_divisible=32)
+    assert batch.tensors.shape == (2, 3, 64, 64) and batch.image_sizes == [(30, 40), (33, 20)]
+    assert batch.tensors.sum() == 3 * (30 * 40 + 33 * 20)  # the rest is zeros
+    stacked = torch.rand(2, 3, 8, 8)
+    assert ImageBatch.from_images(stacked).tensors is stacked
+
+
+def test_filter_proposals_without_nms_keeps_the_best_scored_boxes():
+    boxes = torch.tensor([[0.0, 0.0, 10.0, 10.0], [1.0, 1.0, 11.0, 11.0], [-5.0, 0.0, 0.0, 5.0],
+                          [20.0, 20.0, 30.0, 30.0]])
+    scores = torch.tensor([0.9, 0.8, 0.7, 0.6])
+    kept, kept_scores = filter_proposals(boxes, scores, (40, 40), top_n=3, nms_thresh=None)
+    assert kept_scores.tolist() == pytest.approx([0.9, 0.8, 0.6])  # the third is clipped to nothing and dropped
+    kept, _ = filter_proposals(boxes, scores, (40, 40), top_n=3, nms_thresh=0.5)
+    assert kept.tolist() == [[0.0, 0.0, 10.0, 10.0], [20.0, 20.0, 30.0, 30.0]]  # NMS removes the overlapping one
+    _, kept_scores = filter_proposals(boxes, scores, (40, 40), top_n=3, nms_thresh=0.5, score_thresh=0.85)
+    assert kept_scores.tolist() == pytest.approx([0.9])
 
 
 def test_differentiable_proposals_are_the_same_boxes_with_a_gradient():
