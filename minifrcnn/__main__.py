@@ -16,7 +16,7 @@ pretrained backbone (lesson 07); ``ablations`` trains the paper's training-time 
 import argparse
 import json
 import sys
-from dataclasses import asdict, fields
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
@@ -30,9 +30,10 @@ def _model_from_checkpoint(path, device):
     state = load_checkpoint(path)
     if "config" not in state or "model" not in state:
         raise SystemExit(f"{path}: not a minifrcnn training checkpoint (no 'config'/'model' entries)")
-    known = {f.name for f in fields(DetectorConfig)}
-    config = DetectorConfig(**{k: tuple(v) if isinstance(v, list) else v
-                               for k, v in state["config"].items() if k in known})
+    try:
+        config = DetectorConfig.from_dict(state["config"])
+    except (TypeError, ValueError) as error:
+        raise SystemExit(f"{path}: {error}") from None
     model = FasterRCNN(config)
     model.load_state_dict(state["model"])
     return model.to(device).eval()

@@ -22,6 +22,17 @@ from .head import DetectionHead, HeadSettings
 from .roi_ops import RoIOp
 from .rpn import RPN, ImageBatch, ProposalSettings, RPNHead
 
+# The fields' earlier names. The fields now take the keyword names of torchvision's
+# ``FasterRCNN`` (``rpn_fg_iou_thresh``, ``box_detections_per_img``, ...), whose weights and
+# settings map across; ``rpn_min_box_size`` (torchvision fixes it) says that it is a box's side,
+# not an image's (``min_size``). ``DetectorConfig.from_dict`` reads files with the old names.
+RENAMED_FIELDS = {"rpn_fg_iou": "rpn_fg_iou_thresh", "rpn_bg_iou": "rpn_bg_iou_thresh",
+                  "rpn_batch_size": "rpn_batch_size_per_image", "rpn_nms": "rpn_nms_thresh",
+                  "rpn_min_size": "rpn_min_box_size", "box_fg_iou": "box_fg_iou_thresh",
+                  "box_bg_iou": "box_bg_iou_thresh", "box_batch_size": "box_batch_size_per_image",
+                  "box_weights": "bbox_reg_weights", "box_score_threshold": "box_score_thresh",
+                  "box_nms": "box_nms_thresh", "detections_per_image": "box_detections_per_img"}
+
 
 @dataclass(frozen=True)
 class DetectorConfig:
@@ -48,16 +59,16 @@ class DetectorConfig:
     # Anchors and RPN (section 3.1)
     anchor_sizes: tuple = (24, 48, 96)  # 16 / 32 / 64 px of the 128 px images; paper: (128, 256, 512)
     aspect_ratios: tuple = (0.5, 1.0, 2.0)
-    rpn_fg_iou: float = 0.7
-    rpn_bg_iou: float = 0.3
-    rpn_batch_size: int = 256
+    rpn_fg_iou_thresh: float = 0.7
+    rpn_bg_iou_thresh: float = 0.3
+    rpn_batch_size_per_image: int = 256
     rpn_positive_fraction: float = 0.5
     rpn_pre_nms_top_n_train: int = 600  # paper: 12000
     rpn_post_nms_top_n_train: int = 300  # paper: 2000 (the head samples 64 RoIs from them)
     rpn_pre_nms_top_n_test: int = 1000  # paper: 6000
     rpn_post_nms_top_n_test: int = 300  # paper: 300
-    rpn_nms: float = 0.7
-    rpn_min_size: float = 1e-3  # paper: 16 px (at the 600 px scale)
+    rpn_nms_thresh: float = 0.7
+    rpn_min_box_size: float = 1e-3  # paper: 16 px (at the 600 px scale)
     rpn_box_loss_weight: float = 1.0  # x torchvision's box loss; 1 ~ the paper's lambda = 10 (lesson 10)
     # RoI op (section 3.2; lesson 05)
     roi_op: str = "align"  # paper: "pool"
@@ -68,14 +79,14 @@ class DetectorConfig:
     joint_training: str = "approximate"  # paper: approximate (its released code's "end2end")
     # Detection head (Fast R-CNN)
     head_hidden: int = 256  # paper (VGG-16): 4096
-    box_fg_iou: float = 0.5
-    box_bg_iou: float = 0.5
-    box_batch_size: int = 64  # paper: 128 (fewer RoIs: a faster CPU step; benchmarks/tune_detector.py)
+    box_fg_iou_thresh: float = 0.5
+    box_bg_iou_thresh: float = 0.5
+    box_batch_size_per_image: int = 64  # paper: 128 (fewer RoIs: a faster CPU step; benchmarks/tune_detector.py)
     box_positive_fraction: float = 0.5  # paper: 0.25 (more foreground RoIs: the digit classes learn faster)
-    box_weights: tuple = HEAD_BOX_WEIGHTS
-    box_score_threshold: float = 0.05
-    box_nms: float = 0.3
-    detections_per_image: int = 100
+    bbox_reg_weights: tuple = HEAD_BOX_WEIGHTS
+    box_score_thresh: float = 0.05
+    box_nms_thresh: float = 0.3
+    box_detections_per_img: int = 100
 
     @classmethod
     def course(cls, **changes):
@@ -89,17 +100,37 @@ class DetectorConfig:
         return replace(cls(), num_classes=21, min_size=600, max_size=1000, backbone="vgg16",
                        backbone_weights=None, backbone_frozen_stages=2, anchor_sizes=(128, 256, 512),
                        rpn_pre_nms_top_n_train=12000, rpn_post_nms_top_n_train=2000, rpn_pre_nms_top_n_test=6000,
-                       rpn_post_nms_top_n_test=300, rpn_min_size=16.0, roi_op="pool",
-                       head_hidden=4096, box_batch_size=128, box_positive_fraction=0.25, **changes)
+                       rpn_post_nms_top_n_test=300, rpn_min_box_size=16.0, roi_op="pool",
+                       head_hidden=4096, box_batch_size_per_image=128, box_positive_fraction=0.25, **changes)
 
     def proposal_settings(self):
-        return ProposalSettings(self.rpn_pre_nms_top_n_train, self.rpn_post_nms_top_n_train,
-                                self.rpn_pre_nms_top_n_test, self.rpn_post_nms_top_n_test,
-                                nms_thresh=self.rpn_nms, min_size=self.rpn_min_size)
+        """The RPN's proposal layer's part of the config (:class:`minifrcnn.rpn.ProposalSettings`)."""
+        return ProposalSettings(pre_nms_top_n_train=self.rpn_pre_nms_top_n_train,
+                                post_nms_top_n_train=self.rpn_post_nms_top_n_train,
+                                pre_nms_top_n_test=self.rpn_pre_nms_top_n_test,
+                                post_nms_top_n_test=self.rpn_post_nms_top_n_test,
+                                nms_thresh=self.rpn_nms_thresh, min_box_size=self.rpn_min_box_size)
 
     def head_settings(self):
-        return HeadSettings(self.box_fg_iou, self.box_bg_iou, self.box_batch_size, self.box_positive_fraction,
-                            self.box_weights, self.box_score_threshold, self.box_nms, self.detections_per_image)
+        """The detection head's part of the config (:class:`minifrcnn.head.HeadSettings`)."""
+        return HeadSettings(fg_iou_thresh=self.box_fg_iou_thresh, bg_iou_thresh=self.box_bg_iou_thresh,
+                            batch_size_per_image=self.box_batch_size_per_image,
+                            positive_fraction=self.box_positive_fraction, bbox_reg_weights=self.bbox_reg_weights,
+                            score_thresh=self.box_score_thresh, nms_thresh=self.box_nms_thresh,
+                            detections_per_img=self.box_detections_per_img)
+
+    @classmethod
+    def from_dict(cls, values):
+        """A config from a plain dict (a checkpoint's or a results file's ``asdict``): lists
+        become tuples, and fields written under an earlier name (:data:`RENAMED_FIELDS`) are
+        renamed, so that files written before the renaming still load."""
+        known = {field.name for field in fields(cls)}
+        values = {RENAMED_FIELDS.get(k, k): tuple(v) if isinstance(v, list) else v for k, v in values.items()}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown DetectorConfig fields {unknown}: a file from another minifrcnn version? "
+                             f"The fields are listed by minifrcnn.detector.config_table()")
+        return cls(**values)
 
 
 def config_table(**configs):
@@ -262,9 +293,9 @@ class FasterRCNN(nn.Module):
         self.backbone = backbone or make_backbone(config)
         anchors = AnchorGenerator(config.anchor_sizes, config.aspect_ratios)
         self.rpn = RPN(anchors, RPNHead(self.backbone.out_channels, anchors.num_anchors_per_location),
-                       config.proposal_settings(), config.rpn_fg_iou, config.rpn_bg_iou,
-                       config.rpn_batch_size, config.rpn_positive_fraction,
-                       box_loss_weight=config.rpn_box_loss_weight,
+                       settings=config.proposal_settings(), fg_iou_thresh=config.rpn_fg_iou_thresh,
+                       bg_iou_thresh=config.rpn_bg_iou_thresh, batch_size_per_image=config.rpn_batch_size_per_image,
+                       positive_fraction=config.rpn_positive_fraction, box_loss_weight=config.rpn_box_loss_weight,
                        differentiable_proposals=config.joint_training == "non-approximate")
         roi_op = RoIOp(config.roi_op, config.roi_output_size, 1 / self.backbone.stride, config.roi_sampling_ratio)
         pooled = self.backbone.out_channels * config.roi_output_size ** 2

@@ -26,14 +26,14 @@ from .nms import batched_nms
 class HeadSettings:
     """The head's hyper-parameters (paper value; torchvision's where it differs)."""
 
-    fg_iou: float = 0.5  # foreground if IoU >= 0.5
-    bg_iou: float = 0.5  # background if IoU < 0.5 (the original code also dropped < 0.1)
-    batch_size: int = 128  # RoIs per image (torchvision: 512)
+    fg_iou_thresh: float = 0.5  # foreground if IoU >= 0.5
+    bg_iou_thresh: float = 0.5  # background if IoU < 0.5 (the original code also dropped < 0.1)
+    batch_size_per_image: int = 128  # RoIs per image (torchvision: 512)
     positive_fraction: float = 0.25
-    box_weights: tuple = HEAD_BOX_WEIGHTS  # = dividing targets by (0.1, 0.1, 0.2, 0.2)
-    score_threshold: float = 0.05
-    nms_threshold: float = 0.3  # the paper's per-class NMS (torchvision: 0.5)
-    detections_per_image: int = 100
+    bbox_reg_weights: tuple = HEAD_BOX_WEIGHTS  # = dividing targets by (0.1, 0.1, 0.2, 0.2)
+    score_thresh: float = 0.05
+    nms_thresh: float = 0.3  # the paper's per-class NMS (torchvision: 0.5)
+    detections_per_img: int = 100
     min_box_size: float = 1e-2  # drop decoded boxes thinner than this (pixels)
 
 
@@ -172,11 +172,11 @@ def select_detections(boxes, scores, labels, settings):
     """The last steps of :func:`postprocess` on flat candidates ``(D, 4)``, ``(D,)``, ``(D,)``:
     scores above the threshold, no tiny boxes, NMS per class, the best ``detections_per_image``
     (lesson 08's explorer replays them with other thresholds)."""
-    keep = torch.where(scores > settings.score_threshold)[0]
+    keep = torch.where(scores > settings.score_thresh)[0]
     boxes, scores, labels = boxes[keep], scores[keep], labels[keep]
     keep = remove_small_boxes(boxes, settings.min_box_size)
     boxes, scores, labels = boxes[keep], scores[keep], labels[keep]
-    keep = batched_nms(boxes, scores, labels, settings.nms_threshold, max_kept=settings.detections_per_image)
+    keep = batched_nms(boxes, scores, labels, settings.nms_thresh, max_kept=settings.detections_per_img)
     return {"boxes": boxes[keep], "scores": scores[keep], "labels": labels[keep]}
 
 
@@ -199,9 +199,9 @@ class DetectionHead(nn.Module):
         self.box_predictor = Predictor(hidden, num_classes)
         self.settings = settings or HeadSettings()
         s = self.settings
-        self.matcher = Matcher(s.fg_iou, s.bg_iou, allow_low_quality_matches=False)
-        self.sampler = BalancedSampler(s.batch_size, s.positive_fraction)
-        self.box_coder = BoxCoder(s.box_weights)
+        self.matcher = Matcher(s.fg_iou_thresh, s.bg_iou_thresh, allow_low_quality_matches=False)
+        self.sampler = BalancedSampler(s.batch_size_per_image, s.positive_fraction)
+        self.box_coder = BoxCoder(s.bbox_reg_weights)
 
     def predict(self, features, rois):
         """RoI features -> box head -> ``(class logits (R, K), box deltas (R, 4K))`` for

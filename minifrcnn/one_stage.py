@@ -55,9 +55,9 @@ class OneStageDetector(nn.Module):
     The paper's version is Fast R-CNN run on dense sliding windows (3 scales x 3 ratios,
     RoI-pooled features); this one is an RPN with classes (as OverFeat or, later, SSD), on
     the same backbone and anchors. Its anchors are labelled and sampled by **Fast R-CNN's**
-    rule, as the paper's dense windows are: foreground at IoU >= ``box_fg_iou`` (0.5) with
+    rule, as the paper's dense windows are: foreground at IoU >= ``box_fg_iou_thresh`` (0.5) with
     the object's class (and the best anchor of each object), background below
-    ``box_bg_iou``, ``box_batch_size`` anchors an image with up to ``box_positive_fraction``
+    ``box_bg_iou_thresh``, ``box_batch_size_per_image`` anchors an image with up to ``box_positive_fraction``
     foreground. (The RPN's rule, 0.7 / 0.3 and 256 anchors, leaves about one foreground
     anchor in 30, so each digit class is 0.3 % of the samples: trained that way for the
     course's budget the classifier never rose above "background", 0.08 mAP@0.5.)
@@ -72,12 +72,11 @@ class OneStageDetector(nn.Module):
         self.anchor_generator = AnchorGenerator(config.anchor_sizes, config.aspect_ratios)
         self.head = DenseHead(self.backbone.out_channels, self.anchor_generator.num_anchors_per_location,
                               config.num_classes)
-        self.matcher = Matcher(config.box_fg_iou, config.box_bg_iou, allow_low_quality_matches=True)
-        self.sampler = BalancedSampler(config.box_batch_size, config.box_positive_fraction)
+        self.matcher = Matcher(config.box_fg_iou_thresh, config.box_bg_iou_thresh, allow_low_quality_matches=True)
+        self.sampler = BalancedSampler(config.box_batch_size_per_image, config.box_positive_fraction)
         self.box_coder = BoxCoder(RPN_BOX_WEIGHTS)
         self.settings = replace(HeadSettings(), **{k: v for k, v in asdict(config.head_settings()).items()
-                                                   if k in ("score_threshold", "nms_threshold",
-                                                            "detections_per_image")})
+                                                   if k in ("score_thresh", "nms_thresh", "detections_per_img")})
 
     def anchor_labels(self, anchors, boxes, labels):
         """``(A,)`` int64 class of each anchor (0 background, -1 ignored) and ``(A, 4)``

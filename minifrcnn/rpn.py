@@ -189,7 +189,7 @@ class ProposalSettings:
         pre_nms_top_n_train, pre_nms_top_n_test (int): boxes kept by objectness before NMS.
         post_nms_top_n_train, post_nms_top_n_test (int): boxes kept after NMS.
         nms_thresh (float): NMS IoU threshold.
-        min_size (float): smallest width and height kept, in pixels.
+        min_box_size (float): smallest width and height of a box kept, in pixels.
         score_thresh (float): smallest objectness probability kept.
 
     Use :meth:`paper`, :meth:`torchvision` or :meth:`course`; :func:`settings_table`
@@ -201,26 +201,26 @@ class ProposalSettings:
     pre_nms_top_n_test: int
     post_nms_top_n_test: int
     nms_thresh: float = 0.7
-    min_size: float = 1e-3
+    min_box_size: float = 1e-3
     score_thresh: float = 0.0
 
     @classmethod
     def paper(cls):
         """Section 3.3 and the original code: 12000 -> NMS -> 2000 proposals for training,
         6000 -> NMS -> 300 for testing, boxes under 16 px dropped (~20000 anchors/image)."""
-        return cls(12000, 2000, 6000, 300, nms_thresh=0.7, min_size=16.0)
+        return cls(12000, 2000, 6000, 300, nms_thresh=0.7, min_box_size=16.0)
 
     @classmethod
     def torchvision(cls):
         """torchvision's ``fasterrcnn_resnet50_fpn`` (per feature level before NMS)."""
-        return cls(2000, 2000, 1000, 1000, nms_thresh=0.7, min_size=1e-3)
+        return cls(2000, 2000, 1000, 1000, nms_thresh=0.7, min_box_size=1e-3)
 
     @classmethod
     def course(cls):
         """The course's 128x128 images have 2,304 anchors (16x16 cells x 9) and 1-6 objects:
         NMS over the best 1000 anchors, then 300 proposals at test time as in the paper,
         and 600 in training (what the detection head samples its 128 RoIs from)."""
-        return cls(1000, 600, 1000, 300, nms_thresh=0.7, min_size=1e-3)
+        return cls(1000, 600, 1000, 300, nms_thresh=0.7, min_box_size=1e-3)
 
     def pre_nms_top_n(self, training):
         return self.pre_nms_top_n_train if training else self.pre_nms_top_n_test
@@ -229,7 +229,7 @@ class ProposalSettings:
         return self.post_nms_top_n_train if training else self.post_nms_top_n_test
 
     def torchvision_kwargs(self):
-        """The keyword arguments of torchvision's ``RegionProposalNetwork`` (except min_size,
+        """The keyword arguments of torchvision's ``RegionProposalNetwork`` (except min_box_size,
         which torchvision fixes at 1e-3)."""
         return dict(pre_nms_top_n=dict(training=self.pre_nms_top_n_train, testing=self.pre_nms_top_n_test),
                     post_nms_top_n=dict(training=self.post_nms_top_n_train, testing=self.post_nms_top_n_test),
@@ -338,7 +338,7 @@ class ProposalLayer(nn.Module):
         s = self.settings
         return generate_proposals(anchors, objectness, deltas, image_sizes,
                                   s.pre_nms_top_n(self.training), s.post_nms_top_n(self.training),
-                                  s.nms_thresh, s.min_size, s.score_thresh, box_coder=self.box_coder,
+                                  s.nms_thresh, s.min_box_size, s.score_thresh, box_coder=self.box_coder,
                                   differentiable=self.differentiable)
 
 

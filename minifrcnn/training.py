@@ -84,7 +84,7 @@ def save_checkpoint(path, model, optimizer, step, history, settings):
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
              "history": history, "settings": asdict(settings), "rng": torch.get_rng_state()}
-    if hasattr(model, "config"):  # enough to rebuild the model: FasterRCNN(DetectorConfig(**config))
+    if hasattr(model, "config"):  # enough to rebuild the model: FasterRCNN(DetectorConfig.from_dict(config))
         state["config"] = asdict(model.config)
     tmp = path.with_suffix(path.suffix + ".tmp")
     torch.save(state, tmp)

@@ -71,7 +71,7 @@ def test_nms_variant_is_the_proposal_layer(head_outputs):
     for top_n in (50, 300):
         ours = select_proposals(anchors, objectness, deltas, sizes, ProposalVariant("nms", top_n), settings)
         boxes, _ = generate_proposals(anchors, objectness, deltas, sizes, settings.pre_nms_top_n_test, top_n,
-                                      settings.nms_thresh, settings.min_size)
+                                      settings.nms_thresh, settings.min_box_size)
         for a, b in zip(ours, boxes):
             assert torch.equal(a, b)
 
@@ -327,6 +327,28 @@ def test_run_ablations_is_resumable(tmp_path, monkeypatch):
         with pytest.raises(AssertionError, match="trained again"):
             run_ablations(out, steps=2, limit=8, seeds=(0, 1), only=only, force=force, device="cpu",
                           log=lines.append)
+
+
+def test_a_file_with_the_configs_old_field_names_is_upgraded():
+    """Results written before DetectorConfig's fields took torchvision's names keep every run."""
+    from minifrcnn.detector import RENAMED_FIELDS
+    current = ablations.load_results()
+    back = {new: old for old, new in RENAMED_FIELDS.items()}
+
+    def old_names(settings):
+        return {**settings, "config": {back.get(k, k): v for k, v in settings["config"].items()}}
+
+    keys = {run_key(s): run_key(old_names(s)) for row in current["rows"] for s in row["settings"]}
+    baseline = current["baseline_weights"]
+    old_file = {**current, "runs": {keys[k]: v for k, v in current["runs"].items()},
+                "rows": [{**row, "settings": [old_names(s) for s in row["settings"]],
+                          "per_seed": [{**m, "run": keys[m["run"]]} for m in row["per_seed"]]}
+                         for row in current["rows"]],
+                "baseline_weights": {**baseline, "settings": old_names(baseline["settings"]),
+                                     "config": old_names(baseline)["config"]}}
+    assert "rpn_fg_iou" in old_file["rows"][0]["settings"][0]["config"] and not set(old_file["runs"]) & set(keys)
+    assert ablations.upgrade_results(old_file) == current
+    assert ablations.upgrade_results(current) is current
 
 
 @pytest.mark.slow

@@ -18,9 +18,9 @@ def load_script():
 
 def test_parse_sets_types_values_and_routes_them():
     bench = load_script()
-    config, settings = bench.parse_sets(["backbone_channels=8,8,16", "anchor_sizes=32", "rpn_nms=1",
+    config, settings = bench.parse_sets(["backbone_channels=8,8,16", "anchor_sizes=32", "rpn_nms_thresh=1",
                                          "head_hidden=16", "lr=0.04", "schedule=step"])
-    assert config == {"backbone_channels": (8, 8, 16), "anchor_sizes": (32,), "rpn_nms": 1.0, "head_hidden": 16}
+    assert config == {"backbone_channels": (8, 8, 16), "anchor_sizes": (32,), "rpn_nms_thresh": 1.0, "head_hidden": 16}
     assert settings == {"lr": 0.04, "schedule": "step"}
 
 

@@ -1,4 +1,7 @@
 """The full detector: losses and detections, weight parity with torchvision, bad inputs."""
+import json
+from dataclasses import asdict
+
 import pytest
 import torch
 
@@ -36,7 +39,7 @@ def test_train_mode_returns_the_four_losses_and_they_backpropagate():
 
 def test_eval_mode_returns_detections_in_input_coordinates():
     torch.manual_seed(0)
-    model = FasterRCNN(tiny_config(box_score_threshold=0.0)).eval()
+    model = FasterRCNN(tiny_config(box_score_thresh=0.0)).eval()
     images, _ = random_batch(1, sizes=((128, 128), (96, 200)))
     with torch.no_grad():
         detections = model(images)
@@ -50,7 +53,7 @@ def test_eval_mode_returns_detections_in_input_coordinates():
 def test_the_stages_called_one_by_one_are_the_forward_pass():
     """FasterRCNN's stages (docs/architecture.md) are what code that stops between them calls:
     run one after the other they give forward's losses and detections exactly."""
-    model = FasterRCNN(tiny_config(box_score_threshold=0.0))
+    model = FasterRCNN(tiny_config(box_score_thresh=0.0))
     images, targets = random_batch(3, sizes=((128, 128), (96, 200)))
 
     def by_stages():
@@ -96,7 +99,7 @@ def test_head_predict_is_the_raw_logits_and_deltas_of_every_roi():
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
 def test_a_model_on_the_gpu_takes_images_and_targets_from_the_cpu():
     torch.manual_seed(0)
-    gpu_model = FasterRCNN(tiny_config(box_score_threshold=0.0)).cuda().eval()
+    gpu_model = FasterRCNN(tiny_config(box_score_thresh=0.0)).cuda().eval()
     images, targets = random_batch(2)  # on the CPU
     with torch.no_grad():
         detections = gpu_model(images)
@@ -108,7 +111,7 @@ def test_a_model_on_the_gpu_takes_images_and_targets_from_the_cpu():
 @pytest.mark.parametrize("sizes", [((128, 128), (128, 128)), ((128, 128), (100, 150))])
 def test_same_weights_give_torchvisions_detections(sizes):
     torch.manual_seed(0)
-    model = FasterRCNN(tiny_config(box_score_threshold=0.01, min_size=128, max_size=192)).eval()
+    model = FasterRCNN(tiny_config(box_score_thresh=0.01, min_size=128, max_size=192)).eval()
     twin = torchvision_twin(model).eval()
     load_torchvision_weights(model, twin)
     with torch.no_grad():  # sharpen the predictor so that there is something to detect
@@ -177,8 +180,18 @@ def test_boxes_outside_the_image_are_clipped_or_dropped():
 def test_config_table_marks_differences():
     table = config_table()
     assert "anchor_sizes" in table and "(128, 256, 512)" in table
-    assert [line for line in table.splitlines() if line.startswith("rpn_fg_iou")][0].endswith("  ")
+    assert [line for line in table.splitlines() if line.startswith("rpn_fg_iou_thresh")][0].endswith("  ")
     assert [line for line in table.splitlines() if line.startswith("min_size")][0].endswith(" *")
+
+
+def test_config_from_dict_reads_the_old_field_names_and_refuses_unknown_ones():
+    config = DetectorConfig.course(box_nms_thresh=0.4, anchor_sizes=(16, 32))
+    values = json.loads(json.dumps(asdict(config)))  # as a checkpoint or a results file holds it: lists
+    assert DetectorConfig.from_dict(values) == config
+    values["box_nms"] = values.pop("box_nms_thresh")  # written before the fields took torchvision's names
+    assert DetectorConfig.from_dict(values) == config
+    with pytest.raises(ValueError, match=r"unknown DetectorConfig fields \['box_nms_threshold'\]"):
+        DetectorConfig.from_dict({"box_nms_threshold": 0.3})
 
 
 # ----------------------------------------------------------------------------- joint training (lesson 09)
@@ -204,8 +217,8 @@ def test_non_approximate_training_sends_the_heads_gradient_to_the_rpn_deltas():
 
 def test_non_approximate_changes_the_backward_pass_only():
     torch.manual_seed(0)
-    approximate = FasterRCNN(tiny_config(box_score_threshold=0.0))
-    exact = FasterRCNN(tiny_config(box_score_threshold=0.0, joint_training="non-approximate", roi_op="warp"))
+    approximate = FasterRCNN(tiny_config(box_score_thresh=0.0))
+    exact = FasterRCNN(tiny_config(box_score_thresh=0.0, joint_training="non-approximate", roi_op="warp"))
     exact.load_state_dict(approximate.state_dict())
     images, targets = random_batch(4)
     losses = []

@@ -56,8 +56,8 @@ def test_candidates_at_the_model_settings_give_the_model_detections(model_and_sa
     expected = detect(model, images)
     for s, det in zip(samples, expected):
         assert len(s["candidates"]["boxes"]) > len(det["boxes"])  # NMS off: more candidates
-        got = select_detections(s["candidates"], model.config.box_score_threshold, model.config.box_nms,
-                                model.config.detections_per_image)
+        got = select_detections(s["candidates"], model.config.box_score_thresh, model.config.box_nms_thresh,
+                                model.config.box_detections_per_img)
         for key in ("boxes", "scores", "labels"):
             assert torch.allclose(got[key].float(), det[key].float(), atol=1e-5), key
     assert not model.training  # left as it was

@@ -111,7 +111,7 @@ def head_outputs(seed, num_classes=11, rows=300):
 def test_detection_state_equals_postprocess(score, nms_t, top):
     logits, deltas, proposals = head_outputs(int(score * 100 + nms_t * 10))
     state = detection_state(logits, deltas, proposals, (128, 128), score, nms_t, top)
-    settings = HeadSettings(score_threshold=score, nms_threshold=nms_t, detections_per_image=top)
+    settings = HeadSettings(score_thresh=score, nms_thresh=nms_t, detections_per_img=top)
     expected = postprocess(logits, deltas, proposals, (128, 128), BoxCoder((10.0, 10.0, 5.0, 5.0)), settings)
     for key in ("boxes", "scores", "labels"):
         assert torch.equal(state[key], expected[key]), key

@@ -25,10 +25,10 @@ def make_pair(settings, roi_op=None):
     ours = DetectionHead(roi_op or tv_roi_op(), CHANNELS * POOL * POOL, 32, NUM_CLASSES, settings)
     theirs = RoIHeads(
         MultiScaleRoIAlign(["0"], POOL, sampling_ratio=2), TwoMLPHead(CHANNELS * POOL * POOL, 32),
-        FastRCNNPredictor(32, NUM_CLASSES), fg_iou_thresh=settings.fg_iou, bg_iou_thresh=settings.bg_iou,
-        batch_size_per_image=settings.batch_size, positive_fraction=settings.positive_fraction,
-        bbox_reg_weights=settings.box_weights, score_thresh=settings.score_threshold,
-        nms_thresh=settings.nms_threshold, detections_per_img=settings.detections_per_image)
+        FastRCNNPredictor(32, NUM_CLASSES), fg_iou_thresh=settings.fg_iou_thresh, bg_iou_thresh=settings.bg_iou_thresh,
+        batch_size_per_image=settings.batch_size_per_image, positive_fraction=settings.positive_fraction,
+        bbox_reg_weights=settings.bbox_reg_weights, score_thresh=settings.score_thresh,
+        nms_thresh=settings.nms_thresh, detections_per_img=settings.detections_per_img)
     theirs.box_head.load_state_dict(ours.box_head.state_dict())
     theirs.box_predictor.load_state_dict(ours.box_predictor.state_dict())
     return ours, theirs
@@ -64,8 +64,8 @@ def test_training_losses_equal_torchvision(empty_image, roi_op):
     assert our_losses["loss_box_reg"] > 0
 
 
-@pytest.mark.parametrize("settings", [HeadSettings(), HeadSettings(score_threshold=0.0, nms_threshold=0.5,
-                                                                   detections_per_image=30)])
+@pytest.mark.parametrize("settings", [HeadSettings(), HeadSettings(score_thresh=0.0, nms_thresh=0.5,
+                                                                   detections_per_img=30)])
 def test_detections_equal_torchvision(settings):
     ours, theirs = make_pair(settings)
     # Larger weights so that scores spread out and boxes move.
@@ -82,7 +82,7 @@ def test_detections_equal_torchvision(settings):
         assert torch.equal(mine["labels"], tv["labels"])
         assert torch.allclose(mine["boxes"], tv["boxes"], atol=1e-5)
         assert torch.allclose(mine["scores"], tv["scores"], atol=1e-6)
-        assert len(mine["boxes"]) <= settings.detections_per_image
+        assert len(mine["boxes"]) <= settings.detections_per_img
 
 
 def test_sampling_counts_and_gt_appended():

@@ -40,15 +40,15 @@ def torchvision_twin(model):
         rpn_head=TvRPNHead(channels, len(c.anchor_sizes) * len(c.aspect_ratios)),
         rpn_pre_nms_top_n_train=c.rpn_pre_nms_top_n_train, rpn_pre_nms_top_n_test=c.rpn_pre_nms_top_n_test,
         rpn_post_nms_top_n_train=c.rpn_post_nms_top_n_train, rpn_post_nms_top_n_test=c.rpn_post_nms_top_n_test,
-        rpn_nms_thresh=c.rpn_nms, rpn_fg_iou_thresh=c.rpn_fg_iou, rpn_bg_iou_thresh=c.rpn_bg_iou,
-        rpn_batch_size_per_image=c.rpn_batch_size, rpn_positive_fraction=c.rpn_positive_fraction,
+        rpn_nms_thresh=c.rpn_nms_thresh, rpn_fg_iou_thresh=c.rpn_fg_iou_thresh, rpn_bg_iou_thresh=c.rpn_bg_iou_thresh,
+        rpn_batch_size_per_image=c.rpn_batch_size_per_image, rpn_positive_fraction=c.rpn_positive_fraction,
         box_roi_pool=MultiScaleRoIAlign(["0"], c.roi_output_size, c.roi_sampling_ratio),
         box_head=TwoMLPHead(channels * c.roi_output_size ** 2, c.head_hidden),
         box_predictor=FastRCNNPredictor(c.head_hidden, c.num_classes),
-        box_score_thresh=c.box_score_threshold, box_nms_thresh=c.box_nms,
-        box_detections_per_img=c.detections_per_image, box_fg_iou_thresh=c.box_fg_iou,
-        box_bg_iou_thresh=c.box_bg_iou, box_batch_size_per_image=c.box_batch_size,
-        box_positive_fraction=c.box_positive_fraction, bbox_reg_weights=c.box_weights)
+        box_score_thresh=c.box_score_thresh, box_nms_thresh=c.box_nms_thresh,
+        box_detections_per_img=c.box_detections_per_img, box_fg_iou_thresh=c.box_fg_iou_thresh,
+        box_bg_iou_thresh=c.box_bg_iou_thresh, box_batch_size_per_image=c.box_batch_size_per_image,
+        box_positive_fraction=c.box_positive_fraction, bbox_reg_weights=c.bbox_reg_weights)
 
 
 def load_torchvision_weights(model, tv_model):

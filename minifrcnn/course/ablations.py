@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from ..data import DATA_DIR, cache, load_digits
-from ..detector import DetectorConfig, FasterRCNN
+from ..detector import RENAMED_FIELDS, DetectorConfig, FasterRCNN
 from ..one_stage import OneStageDetector
 from ..training import TrainSettings, load_checkpoint, train
 from ..utils import get_device, seed_everything
@@ -246,7 +246,7 @@ def _train_settings(settings):
 
 
 def _config(settings):
-    return DetectorConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in settings["config"].items()})
+    return DetectorConfig.from_dict(settings["config"])
 
 
 def save_half(model, path):
@@ -267,8 +267,32 @@ def _sha256(path):
 
 
 def load_results(path=RESULTS_FILE):
-    """The results file written by :func:`run_ablations`."""
-    return json.loads(Path(path).read_text())
+    """The results file written by :func:`run_ablations` (one written with the config's
+    earlier field names is read as if written with today's: :func:`upgrade_results`)."""
+    return upgrade_results(json.loads(Path(path).read_text()))
+
+
+def upgrade_results(results):
+    """A results file whose settings use ``DetectorConfig``'s earlier field names
+    (``minifrcnn.detector.RENAMED_FIELDS``), with the fields renamed and its runs re-keyed
+    (:func:`run_key` hashes the settings): the runs it holds stay valid, and a resumed run
+    keeps them. A file with today's names comes back unchanged."""
+    def renamed(settings):
+        return {**settings, "config": {RENAMED_FIELDS.get(k, k): v for k, v in settings["config"].items()}}
+
+    keys = {run_key(s): run_key(renamed(s)) for row in results.get("rows", []) for s in row["settings"]}
+    if all(old == new for old, new in keys.items()):
+        return results
+    results = dict(results)
+    results["runs"] = {keys.get(key, key): outputs for key, outputs in results.get("runs", {}).items()}
+    results["rows"] = [{**row, "settings": [renamed(s) for s in row["settings"]],
+                        "per_seed": [{**m, "run": keys.get(m["run"], m["run"])} for m in row["per_seed"]]}
+                       for row in results["rows"]]
+    baseline = results.get("baseline_weights")
+    if baseline:
+        results["baseline_weights"] = {**baseline, "settings": renamed(baseline["settings"]),
+                                       "config": renamed(baseline)["config"]}
+    return results
 
 
 def load_baseline(results=None, weights=None, device="cpu"):

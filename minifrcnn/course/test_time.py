@@ -77,7 +77,7 @@ def select_proposals(anchors, objectness, deltas, image_sizes, variant, settings
     for logits, image_deltas, size in zip(objectness, deltas, image_sizes):
         if variant.mode == "random":  # no cls layer: every anchor's box is equally likely
             boxes = clip_boxes_to_image(coder.decode(image_deltas, anchors)[:, 0], size)
-            boxes = boxes[remove_small_boxes(boxes, settings.min_size)]
+            boxes = boxes[remove_small_boxes(boxes, settings.min_box_size)]
             order = torch.randperm(len(boxes), generator=generator)[:variant.top_n].to(boxes.device)
             result.append(boxes[order])
             continue
@@ -88,7 +88,7 @@ def select_proposals(anchors, objectness, deltas, image_sizes, variant, settings
             boxes = coder.decode(image_deltas[idx], anchors[idx])[:, 0]
         # the proposal layer's own steps (clip, drop small boxes, NMS unless "no_nms", top-N),
         # on the logits: the order that the layer's probabilities give
-        result.append(filter_proposals(boxes, scores, size, variant.top_n, nms_thresh, settings.min_size)[0])
+        result.append(filter_proposals(boxes, scores, size, variant.top_n, nms_thresh, settings.min_box_size)[0])
     return result
 
 

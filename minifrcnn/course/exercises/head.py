@@ -174,8 +174,8 @@ def check_proposal_labels(fn, seed=0):
 def reference_postprocess(class_logits, box_deltas, proposals, image_size, score_threshold=0.05,
                           nms_threshold=0.3, detections_per_image=100):
     """The finished version: :func:`minifrcnn.head.postprocess` with weights (10, 10, 5, 5)."""
-    settings = HeadSettings(score_threshold=score_threshold, nms_threshold=nms_threshold,
-                            detections_per_image=detections_per_image)
+    settings = HeadSettings(score_thresh=score_threshold, nms_thresh=nms_threshold,
+                            detections_per_img=detections_per_image)
     return postprocess(class_logits, box_deltas, proposals, image_size, BoxCoder(HEAD_WEIGHTS), settings)
 
 

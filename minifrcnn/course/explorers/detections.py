@@ -48,7 +48,7 @@ def candidate_detections(model, images, batch_size=16):
         list of dict: per image ``{"boxes" (C, 4), "scores" (C,), "labels" (C,)}`` on the CPU.
     """
     no_nms = copy.deepcopy(model)
-    no_nms.head.settings = replace(model.head.settings, nms_threshold=1.0, detections_per_image=10 ** 6)
+    no_nms.head.settings = replace(model.head.settings, nms_thresh=1.0, detections_per_img=10 ** 6)
     return detect(no_nms, list(images), batch_size=batch_size)
 
 
@@ -59,8 +59,8 @@ def select_detections(candidates, score_threshold=0.05, nms_threshold=0.3, detec
         dict: ``boxes``, ``scores``, ``labels`` of the kept detections, best score first.
     """
     # The candidates already passed the model's small-box filter: min_box_size 0 keeps them all.
-    settings = HeadSettings(score_threshold=score_threshold, nms_threshold=nms_threshold,
-                            detections_per_image=detections_per_image, min_box_size=0.0)
+    settings = HeadSettings(score_thresh=score_threshold, nms_thresh=nms_threshold,
+                            detections_per_img=detections_per_image, min_box_size=0.0)
     return head_select_detections(candidates["boxes"], candidates["scores"], candidates["labels"], settings)
 
 
