@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 # Extra pytest options, e.g. make test PYTEST_ARGS="-x -k boxes"
 PYTEST_ARGS ?=
 
-.PHONY: lab lint test test-fast test-package test-notebooks student site clean-venv gpu-bundle gpu-dry-run
+.PHONY: lab lint test test-fast test-package test-notebooks student site grade clean-venv gpu-bundle gpu-dry-run
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -46,12 +46,18 @@ test-notebooks: $(STAMP)
 
 # Classroom editions (minifrcnn/course/editions.py; docs/teaching.md):
 #   make student   student/: every lesson with its solution cells replaced by TODO stubs
+#   make grade     run a learner's notebooks and score them by their checkers
 #   make site      site/: every lesson executed, as HTML pages with figures, and an index
 # Build the site for some lessons only: make site SITE_LESSONS="notebooks/01_boxes_and_iou.ipynb"
 SITE_LESSONS ?=
 
 student: $(STAMP)
 	$(PY) -m minifrcnn.course student student
+
+# Score a learner's notebooks by their checkers: make grade NOTEBOOKS="submissions/alice/*.ipynb"
+NOTEBOOKS ?= student/*.ipynb
+grade: $(STAMP)
+	$(PY) -m minifrcnn.course grade $(NOTEBOOKS)
 
 site: $(STAMP)
 	$(PY) -m minifrcnn.course html site $(SITE_LESSONS)

@@ -2,12 +2,16 @@
 
     python -m minifrcnn.course student OUTDIR             # every lesson, solutions stubbed
     python -m minifrcnn.course html OUTDIR [NOTEBOOK...]  # execute lessons, write HTML + index
+    python -m minifrcnn.course grade NOTEBOOK...          # run a learner's notebooks, score their checkers
 
 The student edition replaces every cell tagged ``solution`` by a stub: the function's
 ``def`` line (and its docstring and leading comments) stay, the body becomes a ``TODO`` and
 ``raise NotImplementedError``. The checker cell after it stays, so a learner who runs it
 before writing the function is told "this is the exercise stub: fill in the TODO in ..."
-(see ``minifrcnn.course.exercises._check.call_learner``).
+(see ``minifrcnn.course.exercises._check.call_learner``). Its first code cell turns on
+``report_failures()``: a checker cell (``my_iou = checked(my_iou, check_iou)``) then prints
+what is wrong instead of raising, and hands the cells below the package's version until the
+learner's passes, so that "Run All" reaches the end of the lesson.
 """
 import argparse
 import ast
@@ -25,7 +29,12 @@ STUB_TAG = "exercise-stub"
 STUB_MESSAGE = "exercise stub: fill in the TODO in {name}"
 STUDENT_NOTE = ("\n\n> **Student edition.** The exercise cells are stubs: each says `TODO` and raises "
                 "`NotImplementedError`. Write the code there, then run the checker cell below it; it tells "
-                "you which case fails and why.")
+                "you which case fails and why. Until your function passes, the cells after it use the "
+                "package's version, so \"Run All\" runs the whole lesson.")
+# The student edition's first code cell ends with these lines: a checker that fails prints why and
+# the lesson runs on (minifrcnn.course.exercises.checked); the course edition raises, for nbval.
+REPORT_FAILURES = ("\n\n# Student edition: a checker that fails says why, and the lesson runs on with minifrcnn's "
+                   "version\nfrom minifrcnn.course.exercises import report_failures\n\nreport_failures()")
 # Each exercise's prompt ends with SOLUTION_NOTE (the course edition: the solution cell under it is
 # committed collapsed); the student edition says STUB_NOTE there instead, and shows the stub.
 SOLUTION_NOTE = ("*The reference solution is hidden in the collapsed cell below: try first. `make student` gives "
@@ -146,6 +155,9 @@ def student_notebook(nb):
     first_markdown = next((c for c in nb.cells if c.cell_type == "markdown"), None)
     if first_markdown is not None:
         first_markdown.source = first_markdown.source.rstrip() + STUDENT_NOTE
+    first_code = next((c for c in nb.cells if c.cell_type == "code"), None)
+    if first_code is not None:
+        first_code.source = first_code.source.rstrip() + REPORT_FAILURES
     nb.metadata["minifrcnn"] = {"edition": "student"}
     return nb
 
@@ -323,6 +335,75 @@ def build_site(notebooks, out_dir, timeout=CELL_TIMEOUT):
 
 
 # --------------------------------------------------------------------------------------------
+# Grading: the checkers are the autograder
+
+CHECKER_CELL = re.compile(r"^(\w+) = checked\((\w+), (check_\w+)", re.M)
+
+
+def _stream(cell, name):
+    return "".join(o.get("text", "") for o in cell.get("outputs", [])
+                   if o.get("output_type") == "stream" and o.get("name") == name)
+
+
+def grade_notebook(path, timeout=CELL_TIMEOUT):
+    """Run a learner's notebook top to bottom in a fresh kernel, as "Run All" does, and read
+    every checker cell's verdict (``my_x = checked(my_x, check_x)``).
+
+    A student edition reports each failure and runs on; a notebook that raises anyway (a
+    course edition with a broken solution, a learner's own error) is read to the end too,
+    and a checker cell that raised, or that never ran, counts as not passed.
+
+    Returns:
+        list of dict: one per checker cell, in order: ``exercise`` (the function's name),
+        ``checker``, ``passed`` (bool) and ``message`` (the checker's verdict, one line).
+    """
+    from nbclient.exceptions import CellTimeoutError, DeadKernelError
+
+    nb = nbformat.read(path, as_version=4)
+    client = notebook_client(nb, Path(path).resolve().parent, timeout)
+    client.allow_errors = True
+    stopped = None
+    try:
+        client.execute()
+    except (CellTimeoutError, DeadKernelError) as exc:
+        stopped = f"the notebook stopped: {type(exc).__name__}"
+    verdicts = []
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        for match in CHECKER_CELL.finditer(cell.source):
+            out, err = _stream(cell, "stdout"), _stream(cell, "stderr")
+            errors = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"]
+            if errors:
+                passed, message = False, f"{errors[0].ename}: {errors[0].evalue}"
+            elif "Not yet:" in err:
+                passed, message = False, err[err.index("Not yet:"):].strip()
+            elif "Well done" in out:
+                passed, message = True, out[out.index("Well done"):].strip()
+            else:
+                passed, message = False, stopped or "the checker cell did not run"
+            verdicts.append({"exercise": match.group(2), "checker": match.group(3), "passed": passed,
+                             "message": message.splitlines()[0] if message else ""})
+    return verdicts
+
+
+def grade(notebooks, timeout=CELL_TIMEOUT):
+    """Grade notebooks (:func:`grade_notebook`) and print one line per exercise and a score per
+    notebook and in all; returns ``(passed, total)``."""
+    passed = total = 0
+    for path in notebooks:
+        verdicts = grade_notebook(path, timeout)
+        score = sum(v["passed"] for v in verdicts)
+        print(f"{path}: {score} / {len(verdicts)} exercises pass")
+        for v in verdicts:
+            print(f"  {'pass   ' if v['passed'] else 'not yet'}  {v['exercise']:<22} {v['message'][:150]}")
+        passed, total = passed + score, total + len(verdicts)
+    if len(notebooks) > 1:
+        print(f"in all: {passed} / {total} exercises pass")
+    return passed, total
+
+
+# --------------------------------------------------------------------------------------------
 # Command line
 
 def main(argv=None):
@@ -336,8 +417,18 @@ def main(argv=None):
     site.add_argument("out_dir", type=Path)
     site.add_argument("notebooks", nargs="*", type=Path, help="lessons to build (default: every lesson)")
     site.add_argument("--timeout", type=int, default=CELL_TIMEOUT, help="seconds per cell (default: %(default)s)")
+    grading = commands.add_parser("grade", help="run notebooks top to bottom and score their checkers")
+    grading.add_argument("notebooks", nargs="+", type=Path, help="a learner's notebooks (e.g. their student/*.ipynb)")
+    grading.add_argument("--timeout", type=int, default=CELL_TIMEOUT, help="seconds per cell (default: %(default)s)")
     args = parser.parse_args(argv)
 
+    if args.command == "grade":
+        missing = [str(p) for p in args.notebooks if not p.is_file()]
+        if missing:
+            print(f"error: no such notebook: {', '.join(missing)}", file=sys.stderr)
+            return 2
+        grade(args.notebooks, args.timeout)
+        return 0
     if args.command == "student":
         written = make_student_edition(args.lessons, args.out_dir)
         print(f"wrote the student edition of {len(written)} lessons to {args.out_dir}/")

@@ -7,7 +7,7 @@ middle, anchor-major order...) and, if one matches, say so in the hint.
 import torch
 
 from ...anchors import base_anchors, grid_anchors
-from ._check import Case, check_against
+from ._check import Case, check_against, falls_back_to
 
 
 def _same(got, expected):
@@ -146,6 +146,7 @@ def base_anchor_cases():
     ]
 
 
+@falls_back_to(base_anchors)
 def check_base_anchors(fn):
     """Check ``fn(sizes, aspect_ratios) -> (k, 4)`` against :func:`minifrcnn.anchors.base_anchors`.
 
@@ -244,6 +245,7 @@ def grid_anchor_cases():
     ]
 
 
+@falls_back_to(grid_anchors)
 def check_grid_anchors(fn):
     """Check ``fn(cell_anchors, feature_size, stride) -> (H * W * k, 4)`` against
     :func:`minifrcnn.anchors.grid_anchors` (``stride`` an int or ``(sy, sx)``)."""

@@ -15,7 +15,7 @@ import torch
 
 from ...boxes import box_iou
 from ...evaluation import match_voc
-from ._check import Case, ExerciseError, call_learner, compare, describe
+from ._check import Case, ExerciseError, call_learner, compare, describe, falls_back_to
 
 __all__ = ["check_match", "reference_match", "match_cases"]
 
@@ -125,6 +125,7 @@ def match_cases(seed=0):
     ]
 
 
+@falls_back_to(reference_match)
 def check_match(fn, seed=0):
     """Check ``fn(boxes (D, 4), scores (D,), gt_boxes (G, 4), iou_threshold=0.5) -> (D,) bool``
     (lesson 08): which detections of one class in one image are true positives.

@@ -24,7 +24,7 @@ from ...boxes import HEAD_BOX_WEIGHTS, BoxCoder, box_iou, clip_boxes_to_image, r
 from ...head import HeadSettings, assign_targets, postprocess
 from ...matching import Matcher
 from ...nms import batched_nms, nms
-from ._check import Case, ExerciseError, call_learner, compare, describe
+from ._check import Case, ExerciseError, call_learner, compare, describe, falls_back_to
 
 __all__ = ["check_proposal_labels", "reference_proposal_labels", "proposal_label_cases",
            "check_postprocess", "reference_postprocess", "postprocess_cases"]
@@ -137,6 +137,7 @@ def _label_symptom(got, expected, case):
     return f"{where} should be {e}, you gave {o}."
 
 
+@falls_back_to(reference_proposal_labels)
 def check_proposal_labels(fn, seed=0):
     """Check ``fn(proposals (R, 4), gt_boxes (G, 4), gt_labels (G,), fg_iou=0.5, bg_iou=0.5)
     -> labels (R,) int64`` (lesson 06).
@@ -284,6 +285,7 @@ def _same(got, expected):
                for k in ("boxes", "scores", "labels"))
 
 
+@falls_back_to(reference_postprocess)
 def check_postprocess(fn, seed=0):
     """Check ``fn(class_logits (R, K), box_deltas (R, 4K), proposals (R, 4), image_size,
     score_threshold=0.05, nms_threshold=0.3, detections_per_image=100) -> {"boxes" (D, 4),

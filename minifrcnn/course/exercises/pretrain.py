@@ -9,7 +9,7 @@ against :func:`minifrcnn.pretrain.crop_boxes`; ``check_class_evidence(fn)`` runs
 import torch
 
 from ...pretrain import class_evidence, crop_boxes
-from ._check import Case, check_against
+from ._check import Case, check_against, falls_back_to
 
 __all__ = ["check_crop_boxes", "check_class_evidence"]
 
@@ -40,6 +40,7 @@ def _crop_symptom(got, expected, args):
     return None
 
 
+@falls_back_to(crop_boxes)
 def check_crop_boxes(fn):
     """Check ``fn(boxes (N, 4), fraction (N,), shift (N, 2)) -> (N, 4)`` square crop boxes."""
     g = torch.Generator().manual_seed(7)
@@ -90,6 +91,7 @@ def _evidence_symptom(got, expected, args):
     return None
 
 
+@falls_back_to(class_evidence)
 def check_class_evidence(fn):
     """Check ``fn(features (C, H, W), weight (K, C), bias (K,)) -> (K, H, W)``."""
     g = torch.Generator().manual_seed(3)

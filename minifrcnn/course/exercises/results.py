@@ -15,7 +15,7 @@ import torch
 
 from ...boxes import box_iou
 from ..train_rpn import recall_vs_proposals
-from ._check import Case, ExerciseError, call_learner, describe
+from ._check import Case, ExerciseError, call_learner, describe, falls_back_to
 
 __all__ = ["check_recall_at_n", "reference_recall_at_n", "recall_cases"]
 
@@ -146,6 +146,7 @@ def _copy(case):
                 case.hint, case.kwargs)
 
 
+@falls_back_to(reference_recall_at_n)
 def check_recall_at_n(fn, seed=0):
     """Check ``fn(proposals (list of (K_i, 4)), gt_boxes (list of (G_i, 4)), n, iou_threshold=0.5)
     -> float`` against :func:`reference_recall_at_n` (lesson 10).

@@ -10,7 +10,7 @@ The features are float64, so plain Python arithmetic (``x * spatial_scale``,
 import torch
 
 from ...roi_ops import roi_pool_one
-from ._check import Case, check_against
+from ._check import Case, check_against, falls_back_to
 
 __all__ = ["check_roi_pool_one"]
 
@@ -39,6 +39,7 @@ def _symptom(got, expected):
     return None
 
 
+@falls_back_to(roi_pool_one)
 def check_roi_pool_one(fn):
     """Check ``fn(feature (C, H, W), box (4,), output_size, spatial_scale) -> (C, PH, PW)``."""
     g = torch.Generator().manual_seed(5)

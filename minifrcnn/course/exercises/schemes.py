@@ -4,7 +4,7 @@ import torch
 
 from ...detector import DetectorConfig, FasterRCNN
 from ..schemes import ALTERNATING_STEPS, set_trainable
-from ._check import Case, ExerciseError, call_learner
+from ._check import Case, ExerciseError, call_learner, falls_back_to
 
 WHY = {
     1: "step 1 trains the RPN end to end, its conv layers included; the detection head is not used yet",
@@ -35,6 +35,7 @@ def _cases():
             Case("step 2 after step 4 (everything the step trains must be trainable)", ((4,), 2))]
 
 
+@falls_back_to(set_trainable)
 def check_set_trainable(student_fn):
     """Check ``student_fn(model, step)`` against :func:`minifrcnn.course.schemes.set_trainable`.
 
