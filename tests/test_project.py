@@ -70,7 +70,9 @@ def test_notebook_has_goals_exercise_and_summary(path):
     assert "goals" in markdown, "a lesson states its learning goals"
     assert "summary" in markdown, "a lesson ends with a summary"
     assert "arxiv.org/abs/1506.01497" in markdown, "the summary links the paper"
-    assert "exercise" in markdown and re.search(r"\bcheck_\w+\(", code), "at least one exercise with a checker"
+    assert "exercise" in markdown and re.search(r"^(\w+) = checked\(\1, check_\w+\)", code, re.M), \
+        "at least one exercise with a checker, as my_x = checked(my_x, check_x) (the student edition runs on)"
+    assert "## check yourself" in markdown and markdown.count("<details>") >= 3, "3 or more check-yourself questions"
     solutions = [c for c in nb["cells"] if "solution" in c.get("metadata", {}).get("tags", [])]
     assert solutions, "exercise solutions are tagged 'solution' (the student edition stubs them)"
 
