@@ -125,12 +125,14 @@ def sample_proposals(proposals, gt_boxes, gt_labels, matcher, sampler, box_coder
     return proposals[keep], labels[keep], box_coder.encode(matched_boxes[keep], fixed[keep])
 
 
-def head_loss(class_logits, box_deltas, labels, regression_targets):
+def head_loss(class_logits, box_deltas, labels, regression_targets, beta=1 / 9):
     """Fast R-CNN multi-task loss (Fast R-CNN, eq. 1), normalised as torchvision does.
 
     Args:
         class_logits (Tensor): ``(S, K)``; box_deltas (Tensor): ``(S, 4K)``.
         labels (Tensor): ``(S,)`` int64; regression_targets (Tensor): ``(S, 4)``.
+        beta (float): the smooth-L1 loss's transition point: torchvision's 1/9 (Fast R-CNN's
+            equation 3: 1).
 
     Returns:
         (Tensor, Tensor): cross-entropy over all sampled RoIs, and the smooth-L1 loss
@@ -141,7 +143,7 @@ def head_loss(class_logits, box_deltas, labels, regression_targets):
     classification = F.cross_entropy(class_logits, labels)
     foreground = torch.where(labels > 0)[0]
     deltas = box_deltas.reshape(len(box_deltas), -1, 4)[foreground, labels[foreground]]
-    box_loss = F.smooth_l1_loss(deltas, regression_targets[foreground], beta=1 / 9, reduction="sum")
+    box_loss = F.smooth_l1_loss(deltas, regression_targets[foreground], beta=beta, reduction="sum")
     return classification, box_loss / labels.numel()
 
 

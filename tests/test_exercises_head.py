@@ -1,20 +1,22 @@
-"""Lesson 06's checkers accept correct proposal labels / post-processing (ours and
+"""Lesson 06's checkers accept correct proposal labels / losses / post-processing (ours and
 torchvision's) and reject the usual mistakes with a message that names them."""
 import pytest
 import torch
 import torch.nn.functional as F
 import torchvision
-from torchvision.models.detection.roi_heads import RoIHeads
+from torchvision.models.detection.roi_heads import RoIHeads, fastrcnn_loss
 
 from minifrcnn.boxes import BoxCoder, box_iou, clip_boxes_to_image
 from minifrcnn.course.exercises import ExerciseError
 from minifrcnn.course.exercises.head import (
     _variant,
+    check_head_loss,
     check_postprocess,
     check_proposal_labels,
     reference_postprocess,
     reference_proposal_labels,
 )
+from minifrcnn.head import head_loss
 from minifrcnn.nms import batched_nms
 
 
@@ -171,3 +173,48 @@ def test_symptoms_are_specific():
         got = _variant(*case.args, **case.kwargs)
         for key in expected:
             assert torch.equal(got[key], expected[key]), (case.name, key)
+
+
+# ----------------------------------------------------------------------------- the head's loss
+
+def tv_head_loss(class_logits, box_deltas, labels, regression_targets, beta=1 / 9):
+    assert beta == 1 / 9, "torchvision's fastrcnn_loss has beta 1/9"
+    return fastrcnn_loss(class_logits, box_deltas, [labels], [regression_targets])
+
+
+def _own_box(deltas, labels, fg):
+    return deltas.reshape(len(deltas), -1, 4)[fg, labels[fg]]
+
+
+def loss_per_foreground(class_logits, box_deltas, labels, regression_targets, beta=1 / 9):
+    fg = torch.where(labels > 0)[0]
+    box = F.smooth_l1_loss(_own_box(box_deltas, labels, fg), regression_targets[fg], beta=beta, reduction="sum")
+    return F.cross_entropy(class_logits, labels), box / max(1, len(fg))
+
+
+def loss_mean_over_coordinates(class_logits, box_deltas, labels, regression_targets, beta=1 / 9):
+    fg = torch.where(labels > 0)[0]
+    return F.cross_entropy(class_logits, labels), F.smooth_l1_loss(
+        _own_box(box_deltas, labels, fg), regression_targets[fg], beta=beta)
+
+
+def loss_with_background(class_logits, box_deltas, labels, regression_targets, beta=1 / 9):
+    everyone = box_deltas.reshape(len(box_deltas), -1, 4)[torch.arange(len(labels)), labels]
+    return F.cross_entropy(class_logits, labels), F.smooth_l1_loss(
+        everyone, regression_targets, beta=beta, reduction="sum") / len(labels)
+
+
+def loss_ignoring_beta(class_logits, box_deltas, labels, regression_targets, beta=1 / 9):
+    return head_loss(class_logits, box_deltas, labels, regression_targets)
+
+
+def test_the_head_loss_checker_passes_ours_and_names_the_usual_mistakes():
+    assert check_head_loss(head_loss) == 6
+    with pytest.raises(ExerciseError, match="case 5"):  # torchvision's has no beta: it fails only Fast R-CNN's case
+        check_head_loss(tv_head_loss)
+    for fn, says in ((loss_per_foreground, "divided by the number of foreground RoIs"),
+                     (loss_mean_over_coordinates, "a mean over the coordinates"),
+                     (loss_with_background, "background RoIs are in the box loss"),
+                     (loss_ignoring_beta, "beta is not passed on")):
+        with pytest.raises(ExerciseError, match=says):
+            check_head_loss(fn)

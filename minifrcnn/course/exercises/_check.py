@@ -59,6 +59,8 @@ def compare(got, expected, atol, rtol, path="result"):
             close = torch.isclose(got.to(expected.dtype), expected, atol=atol, rtol=rtol, equal_nan=True)
         else:
             close = got == expected
+        if not close.all() and expected.dim() == 0:
+            return f"{path} is {got.item():.6g}, expected {expected.item():.6g}"
         if not close.all():
             bad = (~close).nonzero()[0].tolist()
             where = tuple(bad) if len(bad) > 1 else bad[0]

@@ -1,4 +1,4 @@
-"""Checkers for lesson 06: the Fast R-CNN head's training labels and its post-processing.
+"""Checkers for lesson 06: the Fast R-CNN head's training labels, its loss and its post-processing.
 
 ``check_proposal_labels(fn)`` runs a learner's ``fn(proposals, gt_boxes, gt_labels,
 fg_iou=0.5, bg_iou=0.5) -> labels`` on hand-made and random cases and compares it, proposal
@@ -8,6 +8,12 @@ classes: the class of the best-overlapping ground truth if its IoU is >= ``fg_io
 (foreground), 0 if it is below ``bg_iou`` (background), -1 in between (ignored); an image
 with no ground truth is all background. When a proposal is wrong the message names it, its
 IoUs, and the rule it breaks.
+
+``check_head_loss(fn)`` checks ``fn(class_logits, box_deltas, labels, regression_targets,
+beta=1/9) -> (classification, box)`` against ``minifrcnn.head.head_loss`` (equal to
+torchvision's ``fastrcnn_loss``) on random batches, with and without foreground RoIs, and
+names the usual mistakes: the box loss divided by the foreground RoIs instead of all sampled
+ones, every class's box in the loss, background RoIs in the box loss, a mean instead of a sum.
 
 ``check_postprocess(fn)`` does the same for one image's post-processing,
 ``fn(class_logits, box_deltas, proposals, image_size, score_threshold=0.05,
@@ -21,12 +27,13 @@ import torch
 import torch.nn.functional as F
 
 from ...boxes import HEAD_BOX_WEIGHTS, BoxCoder, box_iou, clip_boxes_to_image, remove_small_boxes
-from ...head import HeadSettings, assign_targets, postprocess
+from ...head import HeadSettings, assign_targets, head_loss, postprocess
 from ...matching import Matcher
 from ...nms import batched_nms, nms
-from ._check import Case, ExerciseError, call_learner, compare, describe, falls_back_to
+from ._check import Case, ExerciseError, call_learner, check_against, compare, describe, falls_back_to
 
 __all__ = ["check_proposal_labels", "reference_proposal_labels", "proposal_label_cases",
+           "check_head_loss", "head_loss_cases",
            "check_postprocess", "reference_postprocess", "postprocess_cases"]
 
 HEAD_WEIGHTS = HEAD_BOX_WEIGHTS
@@ -277,6 +284,74 @@ def _as_detections(got, label):
         raise ExerciseError(f"{label}: return a dict with keys 'boxes', 'scores' and 'labels' (as "
                             f"torchvision's detectors do), got {what}")
     return got
+
+
+# ----------------------------------------------------------------------------- the loss
+
+
+def _loss_batch(generator, rois, num_classes, foreground, dtype=torch.float32):
+    """A sampled batch: logits (S, K), deltas (S, 4K), labels (S,) with ``foreground`` of them
+    > 0, regression targets (S, 4) of unit scale."""
+    logits = torch.randn(rois, num_classes, generator=generator, dtype=dtype) * 2
+    deltas = torch.randn(rois, 4 * num_classes, generator=generator, dtype=dtype)
+    labels = torch.zeros(rois, dtype=torch.int64)
+    labels[:foreground] = torch.randint(1, num_classes, (foreground,), generator=generator)
+    labels = labels[torch.randperm(rois, generator=generator)]
+    targets = torch.randn(rois, 4, generator=generator, dtype=dtype)
+    return logits, deltas, labels, targets
+
+
+def head_loss_cases(seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return [
+        Case("8 RoIs, 3 classes, 3 foreground", _loss_batch(g, 8, 3, 3),
+             "cross-entropy over all 8 RoIs; the box term only for the 3 foreground ones, summed, divided by 8."),
+        Case("64 RoIs, 11 classes, 20 foreground", _loss_batch(g, 64, 11, 20),
+             "the box term uses the 4 deltas of each foreground RoI's own class: reshape (S, 4K) to (S, K, 4)."),
+        Case("only background RoIs", _loss_batch(g, 16, 11, 0),
+             "no foreground RoI: the box loss is 0 (a sum over nothing), not NaN (a mean over nothing)."),
+        Case("only foreground RoIs", _loss_batch(g, 16, 5, 16), "every RoI has a box term."),
+        Case("Fast R-CNN's beta = 1", _loss_batch(g, 32, 11, 6), "pass beta on to the smooth-L1 loss.",
+             kwargs={"beta": 1.0}),
+        Case("float64", _loss_batch(g, 16, 11, 4, dtype=torch.float64), "compute in the inputs' dtype."),
+    ]
+
+
+def _loss_symptom(got, expected, args, beta=1 / 9):
+    """Which usual mistake gives the learner's box loss (or None)."""
+    logits, deltas, labels, targets = args
+    if abs(float(got[0]) - float(expected[0])) > 1e-4 * max(1.0, abs(float(expected[0]))):
+        return "the classification loss is F.cross_entropy(class_logits, labels): the mean over all S RoIs."
+    rois, classes = logits.shape
+    per_class = deltas.reshape(rois, classes, 4)
+    fg = torch.where(labels > 0)[0]
+    own = per_class[fg, labels[fg]]
+    total = F.smooth_l1_loss(own, targets[fg], beta=beta, reduction="sum")
+    mistakes = [
+        (total / rois, "beta is not passed on: F.smooth_l1_loss(..., beta=beta)."),  # right, but at beta 1/9
+        (total / max(1, len(fg)),
+         "the box loss is divided by the number of foreground RoIs: divide by all S sampled RoIs."),
+        (F.smooth_l1_loss(own, targets[fg], beta=beta) if len(fg) else None,
+         "the box loss is a mean over the coordinates (reduction='mean'): sum it, then divide by S."),
+        (F.smooth_l1_loss(per_class[fg], targets[fg, None].expand(-1, classes, -1), beta=beta, reduction="sum") / rois,
+         "every class's box is in the loss: only the RoI's own class (labels[fg]) has a target."),
+        (F.smooth_l1_loss(per_class[torch.arange(rois), labels], targets, beta=beta, reduction="sum") / rois,
+         "background RoIs are in the box loss: keep the foreground ones (labels > 0) only."),
+        (F.smooth_l1_loss(own, targets[fg], beta=1.0, reduction="sum") / rois,
+         "the smooth-L1 loss has beta = 1: use beta."),
+    ]
+    for value, explanation in mistakes:
+        if value is not None and abs(float(got[1]) - float(value)) < 1e-5 * max(1.0, abs(float(value))):
+            return explanation
+    return None
+
+
+@falls_back_to(head_loss)
+def check_head_loss(fn):
+    """Check ``fn(class_logits (S, K), box_deltas (S, 4K), labels (S,), regression_targets (S, 4),
+    beta=1/9) -> (classification, box)`` against :func:`minifrcnn.head.head_loss` (lesson 06)."""
+    return check_against(fn, head_loss, head_loss_cases(), atol=1e-5, rtol=1e-5, what="your head loss",
+                         symptoms=_loss_symptom)
 
 
 def _same(got, expected):
