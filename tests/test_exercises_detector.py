@@ -1,11 +1,12 @@
 """Lesson 08's checker: it passes a right matching and explains typical wrong ones."""
+import numpy as np
 import pytest
 import torch
 
 from minifrcnn.boxes import box_iou
 from minifrcnn.course.exercises import ExerciseError
-from minifrcnn.course.exercises.detector import check_match, match_cases, reference_match
-from minifrcnn.evaluation import evaluate_voc
+from minifrcnn.course.exercises.detector import check_average_precision, check_match, match_cases, reference_match
+from minifrcnn.evaluation import evaluate_voc, voc_ap
 
 
 def learner_match(boxes, scores, gt_boxes, iou_threshold=0.5, input_order=False, reuse=False, at_least=False,
@@ -92,3 +93,28 @@ def test_changing_inputs_in_place():
 
 def test_a_list_is_accepted():
     assert check_match(lambda *a, **k: learner_match(*a, **k).tolist()) == len(match_cases())
+
+
+# ----------------------------------------------------------------------------- average precision
+
+def test_the_average_precision_checker_passes_ours_and_names_the_usual_mistakes():
+    def by_envelope(recall, precision):
+        envelope = np.maximum.accumulate(precision[::-1])[::-1]
+        return float(np.sum(np.diff(np.concatenate(([0.0], recall))) * envelope))
+
+    assert check_average_precision(voc_ap) == check_average_precision(by_envelope) == 7
+
+    def raw_area(recall, precision):
+        return float(np.sum(np.diff(np.concatenate(([0.0], recall))) * precision))
+
+    def eleven_points(recall, precision):
+        return float(np.mean([precision[recall >= t].max() if (recall >= t).any() else 0.0
+                              for t in np.linspace(0, 1, 11)]))
+
+    def mean_of_empty(recall, precision):
+        return float(np.mean(precision)) if len(precision) else float("nan")
+
+    for fn, says in ((raw_area, "take the envelope first"), (eleven_points, "11-point"),
+                     (mean_of_empty, "case 2 ")):
+        with pytest.raises(ExerciseError, match=says):
+            check_average_precision(fn)

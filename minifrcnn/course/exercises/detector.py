@@ -1,4 +1,4 @@
-"""Checker for lesson 08: the matching of detections to ground truth that AP is built on.
+"""Checkers for lesson 08: the matching of detections to ground truth that AP is built on, and AP itself.
 
 ``check_match(fn)`` runs a learner's ``fn(boxes, scores, gt_boxes, iou_threshold=0.5) ->
 is_tp`` (one class, one image: ``(D, 4)``, ``(D,)``, ``(G, 4)`` -> ``(D,)`` bool, in the
@@ -9,15 +9,19 @@ overlaps most; a true positive if that IoU is > ``iou_threshold`` and the box is
 free. When the flags differ it tries the usual mistakes (matching in the input order, no
 "taken" flag, IoU >= instead of >, the first box above the threshold instead of the best,
 COCO's fall-back to the next free box) and names the one that fits.
+
+``check_average_precision(fn)`` checks ``fn(recall, precision) -> AP`` (numpy arrays after each
+detection, best score first) against ``minifrcnn.evaluation.voc_ap``, the area under the
+precision envelope, and recognises the area under the raw curve and VOC 2007's 11 points.
 """
 import numpy as np
 import torch
 
 from ...boxes import box_iou
-from ...evaluation import match_voc
+from ...evaluation import match_voc, voc_ap
 from ._check import Case, ExerciseError, call_learner, compare, describe, falls_back_to
 
-__all__ = ["check_match", "reference_match", "match_cases"]
+__all__ = ["check_match", "reference_match", "match_cases", "check_average_precision", "average_precision_cases"]
 
 
 def _t(rows, dtype=torch.float32):
@@ -169,5 +173,72 @@ def check_match(fn, seed=0):
         if any(not torch.equal(a, c) for a, c in zip(case.args, copies.args)):
             raise ExerciseError(f"{label}: the flags are right, but {what} changed its inputs in place "
                                 f"(e.g. sorting the boxes in place): work on copies.")
+    print(f"Well done: {what} passes all {len(cases)} checks.")
+    return len(cases)
+
+
+# ----------------------------------------------------------------------------- average precision
+
+
+def _curve(flags, num_objects):
+    """``(recall, precision)`` numpy arrays after each detection, from true-positive flags in score order."""
+    flags = np.asarray(flags, dtype=bool)
+    tp = np.cumsum(flags)
+    return tp / max(1, num_objects), tp / np.arange(1, len(flags) + 1)
+
+
+def average_precision_cases(seed=0):
+    rng = np.random.default_rng(seed)
+    return [
+        Case("every detection right, every object found", _curve([True] * 4, 4), "AP is 1."),
+        Case("right, wrong, right (2 objects)", _curve([True, False, True], 2),
+             "half the recall at precision 1, the other half at 2/3: AP = 0.5 + 0.5 * 2/3."),
+        Case("precision rises again after a dip", _curve([True, False, False, True, True], 4),
+             "the envelope: at each recall, the best precision at that recall or any higher one."),
+        Case("no detection", (np.zeros(0), np.zeros(0)), "no detection: AP 0 (not an error)."),
+        Case("only wrong detections", _curve([False] * 3, 2), "nothing found: AP 0."),
+        Case("some objects never found", _curve([True, True, False], 5),
+             "the recall stops at 2/5: the area beyond it counts as 0."),
+        Case("500 random detections", _curve(rng.random(500) < 0.4, 250), "a long curve: the same rule."),
+    ]
+
+
+def _raw_area(recall, precision):
+    return float(np.sum(np.diff(np.concatenate(([0.0], recall))) * precision))
+
+
+def _eleven_point(recall, precision):
+    return float(np.mean([precision[recall >= t].max() if (recall >= t).any() else 0.0
+                          for t in np.linspace(0, 1, 11)]))
+
+
+@falls_back_to(voc_ap)
+def check_average_precision(fn):
+    """Check ``fn(recall (D,), precision (D,)) -> float``, numpy arrays after each detection, best score
+    first, against :func:`minifrcnn.evaluation.voc_ap`: the area under the precision envelope (lesson 08)."""
+    __tracebackhide__ = True
+    what = "your average precision"
+    cases = average_precision_cases()
+    for i, case in enumerate(cases, 1):
+        label = f"case {i} ({case.name})"
+        got = call_learner(fn, Case(case.name, tuple(a.copy() for a in case.args), case.hint), what, label)
+        try:
+            got = float(got)
+        except (TypeError, ValueError):
+            raise ExerciseError(f"{label}: return one number (a float), got {describe(got)}") from None
+        expected = voc_ap(*case.args)
+        if not np.isclose(got, expected, rtol=1e-9, atol=1e-12):
+            symptom = None
+            if len(case.args[0]) and np.isclose(got, _raw_area(*case.args)):
+                symptom = ("the area under the raw precision: take the envelope first (the best precision at "
+                           "any higher recall).")
+            elif len(case.args[0]) and np.isclose(got, _eleven_point(*case.args)):
+                symptom = "that is VOC 2007's 11-point average; take the exact area under the envelope."
+            elif np.isnan(got):
+                symptom = "NaN: with no detection, return 0."
+            raise ExerciseError(f"{label}: AP is {got:.6g}, expected {expected:.6g}\n"
+                                f"  recall {np.round(case.args[0][:6], 3).tolist()}, precision "
+                                f"{np.round(case.args[1][:6], 3).tolist()}{' ...' if len(case.args[0]) > 6 else ''}\n"
+                                f"  hint: {case.hint}" + (f"\n  symptom: {symptom}" if symptom else ""))
     print(f"Well done: {what} passes all {len(cases)} checks.")
     return len(cases)
