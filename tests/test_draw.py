@@ -87,3 +87,16 @@ def test_filter_grid_places_each_filter_scaled_on_its_own(ax):
     assert ax.get_title() == "filters" and len(ax.images) == 1
     with pytest.raises(ValueError, match="RGB conv filters"):
         filter_grid(torch.zeros(4, 1, 3, 3))
+
+
+def test_crop_image_or_features_draws_four_panels_and_returns_the_crops():
+    from minifrcnn.course.draw import draw_crop_image_or_features, tile
+    image, features = torch.rand(3, 64, 64), torch.rand(16, 8, 8)
+    boxes = torch.tensor([[0.0, 0.0, 32.0, 32.0], [10.0, 20.0, 60.0, 50.0], [5.0, 5.0, 9.0, 30.0]])
+    fig, axes = plt.subplots(1, 4)
+    crops, cells = draw_crop_image_or_features(axes, image, boxes, features, spatial_scale=1 / 8, crop_size=16)
+    assert crops.shape == (3, 3, 16, 16) and cells.shape == (3, 3, 7, 7)
+    assert all(ax.images for ax in axes) and "3 crops of the image" in axes[1].get_title()
+    assert float(cells.min()) == 0.0 and float(cells.max()) == 1.0      # scaled to [0, 1] for the picture
+    assert tile(torch.zeros(5, 3, 4, 4), columns=2).shape == (3 * 6 - 2, 2 * 6 - 2, 3)
+    plt.close(fig)

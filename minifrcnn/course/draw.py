@@ -224,3 +224,55 @@ def draw_filters(ax, weight, columns=8, title=None):
     if title:
         ax.set_title(title, fontsize=10)
     return ax
+
+
+def tile(crops, columns, gap=2):
+    """``(N, C, h, w)`` crops as one ``(rows * (h + gap) - gap, columns * (w + gap) - gap, C)`` array, white
+    between them (each crop as it is: scale it to [0, 1] first)."""
+    crops = crops.detach().cpu().float()
+    count, channels, h, w = crops.shape
+    rows = -(-count // columns)
+    grid = np.ones((rows * (h + gap) - gap, columns * (w + gap) - gap, channels), dtype=np.float32)
+    for i in range(count):
+        r, c = divmod(i, columns)
+        grid[r * (h + gap):r * (h + gap) + h, c * (w + gap):c * (w + gap) + w] = crops[i].permute(1, 2, 0).numpy()
+    return grid
+
+
+def draw_crop_image_or_features(axes, image, boxes, features, spatial_scale, shown=12, crop_size=32, pooled=7):
+    """Lesson 00: R-CNN crops the *image* once per proposal and runs the CNN on every crop;
+    Fast R-CNN runs the CNN once and crops its *feature map* (RoI pooling, lesson 05).
+
+    Args:
+        axes (4 Axes): the image with the proposals, R-CNN's warped crops, the feature map with
+            the same proposals projected onto it, Fast R-CNN's pooled crops.
+        image (Tensor): ``(3, H, W)`` in [0, 1]; boxes (Tensor): ``(N, 4)`` proposals, in pixels.
+        features (Tensor): ``(C, h, w)``, the CNN's output for the image.
+        spatial_scale (float): feature cells per image pixel (1 / stride, times any resizing).
+        shown (int): how many of the crops to show.
+    """
+    from torchvision.ops import roi_align
+
+    image, boxes, features = image.detach().cpu(), boxes.detach().cpu(), features.detach().cpu()
+    rois = torch.cat((torch.zeros(len(boxes), 1), boxes.float()), dim=1)
+    crops = roi_align(image[None].float(), rois, crop_size, 1.0, 2, aligned=True)    # warped to a fixed size
+    cells = roi_align(features[None].float(), rois, pooled, spatial_scale, 2, aligned=True).mean(dim=1,
+                                                                                                   keepdim=True)
+    low, high = cells.amin(), cells.amax()
+    cells = ((cells - low) / (high - low).clamp(min=1e-12)).expand(-1, 3, -1, -1)
+    show_image(image, axes[0], title=f"{len(boxes)} proposals on the image")
+    draw_box_outlines(axes[0], boxes, color="tab:orange", linewidth=0.6, alpha=0.7)
+    axes[1].imshow(tile(crops[:shown].clamp(0, 1), columns=4))
+    axes[1].set_title(f"R-CNN: {len(boxes)} crops of the image ({min(shown, len(boxes))} shown),\n"
+                      "the CNN runs on each", fontsize=10)
+    feature_map = features.detach().float().mean(dim=0).cpu()
+    axes[2].imshow(feature_map.numpy(), cmap="viridis", interpolation="nearest")
+    draw_box_outlines(axes[2], boxes.float() * spatial_scale - 0.5, color="white", linewidth=0.6, alpha=0.7)
+    axes[2].set_title(f"Fast R-CNN: the CNN runs once ({feature_map.shape[0]} x {feature_map.shape[1]} map),\n"
+                      "the same proposals projected onto it", fontsize=10)
+    axes[3].imshow(tile(cells[:shown], columns=4), interpolation="nearest")
+    axes[3].set_title(f"{len(boxes)} {pooled} x {pooled} crops of the feature map ({min(shown, len(boxes))} shown)\n"
+                      "(RoI pooling: no CNN pass)", fontsize=10)
+    for ax in axes:
+        ax.set_xticks([]), ax.set_yticks([])
+    return crops, cells
