@@ -397,7 +397,7 @@ def test_settings_follow_the_course_defaults(monkeypatch):
 
 
 def test_noise_band_pools_the_seed_spread():
-    rows = [{"map50_std": 0.01, "seeds_done": 3}, {"map50_std": 0.02, "seeds_done": 3}]
+    rows = [{"map50": 0.9, "map50_std": 0.01, "seeds_done": 3}, {"map50": 0.8, "map50_std": 0.02, "seeds_done": 3}]
     band, sigma = noise_band({"rows": rows})
     assert sigma == pytest.approx((0.5 * (0.01 ** 2 + 0.02 ** 2)) ** 0.5)
     assert band == pytest.approx(2 * sigma * (2 / 3) ** 0.5)
@@ -405,6 +405,21 @@ def test_noise_band_pools_the_seed_spread():
     band, sigma = noise_band({"rows": rows + [{"map50": 0.5, "seeds_done": 1}]})
     assert band == pytest.approx(2 * sigma * 2 ** 0.5)
     assert noise_band({"rows": [{"map50": 0.5, "seeds_done": 1}]}) == (None, None)  # no spread to measure
+
+
+def test_noise_band_counts_a_shared_training_once_and_leaves_out_other_kinds_of_spread():
+    baseline = {"table": "baseline", "output": "model", "map50": 0.88, "map50_std": 0.006, "seeds_done": 3,
+                "per_seed": [{"run": "a"}, {"run": "b"}, {"run": "c"}]}
+    same_training = {**baseline, "table": "anchors"}                       # anchors 3 x 3 is the baseline's run
+    other = {"table": "lambda", "output": "model", "map50": 0.86, "map50_std": 0.008, "seeds_done": 2,
+             "per_seed": [{"run": "d"}, {"run": "e"}]}
+    one_stage = {"table": "stages", "kind": "one_stage", "output": "model", "map50": 0.6, "map50_std": 0.05,
+                 "seeds_done": 3, "per_seed": [{"run": "f"}, {"run": "g"}, {"run": "h"}]}
+    collapsed = {"table": "fine-tuning", "output": "model", "map50": 0.2, "map50_std": 0.08, "seeds_done": 3,
+                 "per_seed": [{"run": "i"}, {"run": "j"}, {"run": "k"}]}
+    band, sigma = noise_band({"rows": [baseline, same_training, other, one_stage, collapsed]})
+    assert sigma == pytest.approx(((2 * 0.006 ** 2 + 1 * 0.008 ** 2) / 3) ** 0.5)   # degrees of freedom: 2 + 1
+    assert band == pytest.approx(2 * sigma * (2 / 2) ** 0.5)                        # the fewest seeds: 2
 
 
 def test_verdicts_compare_changes_with_the_noise_and_the_paper():

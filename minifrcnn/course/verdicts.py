@@ -32,20 +32,36 @@ REFERENCE_ROWS = {"baseline": "course", "anchors": "3x3", "lambda": "10", "shari
 def noise_band(results, z=2.0):
     """How far apart two rows' mean mAP@0.5 must be to count as a real difference: ``z``
     standard errors of a difference of two means of ``n`` seeds, ``z * sigma * sqrt(2 / n)``,
-    where ``sigma`` is the spread of one training run, measured: the standard deviation over
-    seeds, pooled over the rows of the results file that were trained with several seeds, and
-    ``n`` the fewest seeds of any row (a file still being completed may have the baseline's
-    seeds only: then ``n`` is 1 and the band is the widest).
+    with ``n`` the fewest seeds of any row (a file still being completed may have the
+    baseline's seeds only: then ``n`` is 1 and the band is the widest).
+
+    ``sigma`` is the spread of one training of the course's two-stage detector, measured:
+    the standard deviation over seeds, pooled (weighted by degrees of freedom) over its
+    distinct trainings with several seeds. Rows that share a training (the baseline is also
+    anchors 3 x 3, lambda 10, ...) count once. Two kinds of row are left out, because their
+    spread is of another kind and would widen the band for every other row: the one-stage
+    detector (another model) and a row that collapses (a mean below half the baseline's,
+    e.g. every backbone stage fixed, whose runs succeed or fail).
 
     Returns:
-        (float, float): the band and ``sigma`` (mAP@0.5, not points). With no row trained on
+        (float, float): the band and ``sigma`` (mAP@0.5, not points). With no such training on
         several seeds there is no spread to measure: ``(None, None)``.
     """
-    stds = [r["map50_std"] for r in results["rows"] if "map50_std" in r]
-    if not stds:
+    rows = results["rows"]
+    baseline = next((r["map50"] for r in rows if r.get("table") == "baseline"), None)
+    trainings = {}
+    for index, r in enumerate(rows):
+        if "map50_std" not in r or r.get("kind") == "one_stage":
+            continue
+        if baseline is not None and r["map50"] < 0.5 * baseline:
+            continue
+        runs = tuple(p.get("run") for p in r.get("per_seed", [])) or (index,)
+        trainings[(r.get("output"), runs)] = (r["map50_std"], r["seeds_done"])
+    if not trainings:
         return None, None
-    sigma = float(np.sqrt(np.mean(np.square(stds))))
-    seeds = min(r["seeds_done"] for r in results["rows"])
+    dof = sum(n - 1 for _, n in trainings.values())
+    sigma = float(np.sqrt(sum((n - 1) * std ** 2 for std, n in trainings.values()) / dof))
+    seeds = min(r["seeds_done"] for r in rows)
     return z * sigma * float(np.sqrt(2 / seeds)), sigma
 
 
