@@ -307,16 +307,15 @@ def test_recall_functions():
 def test_live_loss_plot_and_batching():
     import matplotlib
     matplotlib.use("Agg")
-    from minifrcnn.course.train_rpn import batch_images
     from minifrcnn.training import LiveLossPlot
     plot = LiveLossPlot(every=2, window=2)
     for step, value in enumerate([4.0, 2.0, 1.0]):
         plot.add(step, {"loss_objectness": value, "loss_rpn_box_reg": value / 2, "total": 1.5 * value})
     assert plot.figure is not None and len(plot.figure.axes) == 3  # drawn once, at step 2
     assert plot.running_mean("loss_objectness").tolist() == [4.0, 3.0, 1.5]
-    batch, sizes = batch_images([torch.ones(3, 4, 6), torch.ones(3, 5, 2)])
-    assert batch.shape == (2, 3, 5, 6) and sizes == [(4, 6), (5, 2)]
-    assert batch[0, :, 4].sum() == 0 and batch[1, :, :, 2:].sum() == 0  # zero padding
+    batch = ImageBatch.from_images([torch.ones(3, 4, 6), torch.ones(3, 5, 2)])   # lesson 04's RPN model batches so
+    assert batch.tensors.shape == (2, 3, 5, 6) and batch.image_sizes == [(4, 6), (5, 2)]
+    assert batch.tensors[0, :, 4].sum() == 0 and batch.tensors[1, :, :, 2:].sum() == 0  # zero padding
 
 
 def test_image_batch_pads_to_a_multiple_and_takes_a_tensor_as_it_is():

@@ -29,14 +29,6 @@ COURSE_ANCHOR_SIZES = (16, 32, 64)
 COURSE_ASPECT_RATIOS = (0.5, 1.0, 2.0)
 
 
-def batch_images(images):
-    """Stack a list of ``(3, h, w)`` images into ``(N, 3, H, W)``, zero-padding at the right
-    and bottom to the largest size; returns ``(batch, [(h, w), ...])``. A tensor passes.
-    (:meth:`minifrcnn.rpn.ImageBatch.from_images` as a tuple, for lesson 04.)"""
-    batch = ImageBatch.from_images(images)
-    return batch.tensors, batch.image_sizes
-
-
 class RPNModel(nn.Module):
     """Backbone + RPN: the first half of Faster R-CNN, trained on its own.
 
