@@ -12,9 +12,14 @@ loss history and metrics as JSON, and annotated images. ``pretrain`` regenerates
 pretrained backbone (lesson 07); ``ablations`` trains the paper's training-time ablations
 (lesson 10; over an hour per seed on 2 CPU cores), resumable run by run; see
 ``minifrcnn.course.ablations``.
+
+A mistake on the command line (a missing or unreadable file, a checkpoint of something else,
+an out-of-range setting) ends with one line, ``error: <what> (<how to fix>)``, and exit status
+2, before anything is written. ``MINIFRCNN_DEBUG=1`` shows the traceback instead.
 """
 import argparse
 import json
+import os
 import sys
 from dataclasses import asdict
 from pathlib import Path
@@ -24,19 +29,45 @@ import torch
 DEFAULT_OUT = Path("runs/course")
 
 
-def _model_from_checkpoint(path, device):
+class CommandError(Exception):
+    """A mistake on the command line: printed as ``error: <message>``, exit status 2."""
+
+
+TRAIN_HINT = "give a file written by `python -m minifrcnn train`"
+
+
+def _model_from_checkpoint(path, device, num_classes=None):
+    """The detector a training checkpoint holds, in eval mode, or a :class:`CommandError`."""
     from .detector import DetectorConfig, FasterRCNN
     from .training import load_checkpoint
-    state = load_checkpoint(path)
-    if "config" not in state or "model" not in state:
-        raise SystemExit(f"{path}: not a minifrcnn training checkpoint (no 'config'/'model' entries)")
+    path = Path(path)
+    if not path.is_file():
+        raise CommandError(f"checkpoint {path} not found (train one with `python -m minifrcnn train`, "
+                           "or give its path with --checkpoint)")
+    try:
+        state = load_checkpoint(path)
+    except (ValueError, OSError):  # torch's reason is long and varies: MINIFRCNN_DEBUG=1 shows it
+        raise CommandError(f"{path} is not a file of plain tensors that can be loaded safely ({TRAIN_HINT})") from None
+    if not isinstance(state.get("config"), dict) or not isinstance(state.get("model"), dict):
+        raise CommandError(f"{path}: not a minifrcnn training checkpoint, no 'config'/'model' entries ({TRAIN_HINT})")
     try:
         config = DetectorConfig.from_dict(state["config"])
+        model = FasterRCNN(config)
     except (TypeError, ValueError) as error:
-        raise SystemExit(f"{path}: {error}") from None
-    model = FasterRCNN(config)
-    model.load_state_dict(state["model"])
+        raise CommandError(f"{path}: a config this minifrcnn cannot build ({error})") from None
+    try:
+        model.load_state_dict(state["model"])
+    except (RuntimeError, KeyError):
+        raise CommandError(f"{path}: its weights do not fit its config ({TRAIN_HINT})") from None
+    if num_classes is not None and config.num_classes != num_classes:
+        raise CommandError(f"{path} detects {config.num_classes - 1} classes, the digits have {num_classes - 1} "
+                           "(give a checkpoint trained on the course's digits)")
     return model.to(device).eval()
+
+
+def _check_limit(limit):
+    if limit is not None and limit < 1:
+        raise CommandError(f"--limit must be at least 1, got {limit} (leave it out to use every image)")
 
 
 def _load(load_digits, cache, split, limit):
@@ -47,24 +78,52 @@ def _load(load_digits, cache, split, limit):
     return cache(dataset)
 
 
+def _out_folder(path, option):
+    """``path`` as a folder to write into (created), or a :class:`CommandError`."""
+    if path.exists() and not path.is_dir():
+        raise CommandError(f"{option} {path} is a file, not a folder (give a folder to write into)")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _option_message(message, options):
+    """``steps must be ...`` (a TrainSettings error) -> ``--steps must be ...``."""
+    field = message.split()[0]
+    return (options[field] + message[len(field):]) if field in options else message
+
+
 def cmd_train(args):
     from .data import cache, load_digits
     from .detector import DetectorConfig, FasterRCNN
-    from .training import TrainSettings, train
+    from .training import NonFiniteLossError, TrainSettings, train
     from .utils import get_device, seed_everything
-    seed_everything(args.seed)
+    try:
+        settings = TrainSettings(steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed)
+    except ValueError as error:
+        raise CommandError(_option_message(str(error), {"steps": "--steps", "batch_size": "--batch-size",
+                                                        "lr": "--lr"})) from None
+    _check_limit(args.limit)
     device = get_device(args.device)
+    items = _load(load_digits, cache, "train", args.limit)
+    if settings.batch_size > len(items):
+        raise CommandError(f"--batch-size {settings.batch_size} is larger than the training set ({len(items)} "
+                           f"images) (use at most {len(items)})")
+    checkpoint = args.out / "checkpoint.pt"
+    seed_everything(args.seed)
     model = FasterRCNN(DetectorConfig.course())
-    settings = TrainSettings(steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed)
-    args.out.mkdir(parents=True, exist_ok=True)
-    history = train(model, _load(load_digits, cache, "train", args.limit), settings,
-                    checkpoint=args.out / "checkpoint.pt", resume=args.resume, device=device)
+    if args.resume and checkpoint.exists():
+        _model_from_checkpoint(checkpoint, "cpu", num_classes=model.config.num_classes)  # readable and fitting
+    _out_folder(args.out, "--out")
+    try:
+        history = train(model, items, settings, checkpoint=checkpoint, resume=args.resume, device=device)
+    except NonFiniteLossError as error:
+        raise CommandError(f"training stopped, {error}") from None
     (args.out / "history.json").write_text(json.dumps(history))
     (args.out / "config.json").write_text(json.dumps({"model": asdict(model.config), "train": asdict(settings)},
                                                      indent=2))
-    print(f"trained {len(history)} steps; checkpoint in {args.out / 'checkpoint.pt'}")
+    print(f"trained {len(history)} steps; checkpoint in {checkpoint}")
     if args.evaluate:
-        args.checkpoint, args.split = args.out / "checkpoint.pt", "val"
+        args.checkpoint, args.split = checkpoint, "val"
         cmd_evaluate(args)
 
 
@@ -73,7 +132,8 @@ def cmd_evaluate(args):
     from .detector import detect
     from .evaluation import evaluate_coco, evaluate_voc
     from .utils import get_device
-    model = _model_from_checkpoint(args.checkpoint, get_device(args.device))
+    _check_limit(args.limit)
+    model = _model_from_checkpoint(args.checkpoint, get_device(args.device), num_classes=11)
     items = _load(load_digits, cache, args.split, args.limit)
     detections = detect(model, [image for image, _ in items])
     targets = [target for _, target in items]
@@ -97,10 +157,21 @@ def cmd_detect(args):
     from .course.draw import draw_boxes, show_image
     from .data import CLASS_NAMES
     from .utils import get_device
-    model = _model_from_checkpoint(args.checkpoint, get_device(args.device))
-    args.out_dir.mkdir(parents=True, exist_ok=True)
-    for path in args.images:
-        image = pil_to_tensor(Image.open(path).convert("RGB")).float() / 255
+    if not 0 <= args.score <= 1:
+        raise CommandError(f"--score must be between 0 and 1, got {args.score} (scores are probabilities; "
+                           "0.5 draws the likely detections)")
+    images = []
+    for path in args.images:  # every image is read before anything is written
+        if not path.is_file():
+            raise CommandError(f"image {path} not found (check the path)")
+        try:
+            with Image.open(path) as file:
+                images.append(pil_to_tensor(file.convert("RGB")).float() / 255)
+        except (OSError, ValueError):
+            raise CommandError(f"{path} is not an image file PIL can read (give a PNG or JPEG image)") from None
+    model = _model_from_checkpoint(args.checkpoint, get_device(args.device), num_classes=len(CLASS_NAMES))
+    _out_folder(args.out_dir, "--out-dir")
+    for path, image in zip(args.images, images):
         with torch.no_grad():
             det = model([image.to(next(model.parameters()).device)])[0]
         keep = det["scores"] >= args.score
@@ -115,12 +186,46 @@ def cmd_detect(args):
 
 def cmd_pretrain(args):
     from .pretrain import main_args
+    if args.steps is not None and args.steps < 1:
+        raise CommandError(f"--steps must be at least 1, got {args.steps} (leave it out for the shipped file's "
+                           "settings)")
+    if args.threads < 1:
+        raise CommandError(f"--threads must be at least 1, got {args.threads} (the shipped file used 1)")
+    if args.out.is_dir():
+        raise CommandError(f"--out {args.out} is a folder (give the weights file's path, e.g. backbone.pt)")
     main_args(args)
 
 
 def cmd_ablations(args):
-    from .course.ablations import main_args
+    from .course.ablations import TRAINING_ROWS, main_args
+    if args.steps is not None and args.steps < 1:
+        raise CommandError(f"--steps must be at least 1, got {args.steps} (leave it out for TrainSettings().steps)")
+    if any(seed < 0 for seed in args.seeds):
+        raise CommandError(f"--seeds must be 0 or more, got {args.seeds} (e.g. --seeds 0 1 2)")
+    if args.limit < 0:
+        raise CommandError(f"--limit must be 0 (every image) or more, got {args.limit}")
+    if args.threads < 0:
+        raise CommandError(f"--threads must be 0 (torch's default) or more, got {args.threads}")
+    names = {row.table for row in TRAINING_ROWS} | {f"{row.table}/{row.name}" for row in TRAINING_ROWS}
+    unknown = [name for name in args.only or () if name not in names]
+    if unknown:
+        tables = ", ".join(dict.fromkeys(row.table for row in TRAINING_ROWS))
+        raise CommandError(f"--only: no table or row {unknown[0]!r} (tables: {tables}; a row: e.g. lambda/0.1)")
+    if args.out.is_dir():
+        raise CommandError(f"--out {args.out} is a folder (give the results file's path, e.g. ablations.json)")
     main_args(args)
+
+
+def _check_device(name):
+    from .utils import get_device
+    try:
+        torch.device(name)
+    except (RuntimeError, ValueError):  # torch's message lists every device type it has
+        raise CommandError(f"--device {name!r} is not a device torch knows (use cpu, cuda or cuda:N)") from None
+    try:
+        get_device(name)
+    except RuntimeError as error:
+        raise CommandError(f"{error} (leave out --device, or use --device cpu)") from None
 
 
 def main(argv=None):
@@ -137,11 +242,11 @@ def main(argv=None):
     train.add_argument("--out", type=Path, default=DEFAULT_OUT)
     train.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
     train.add_argument("--evaluate", action="store_true", help="evaluate on the val split afterwards")
-    train.add_argument("--limit", type=int, default=0, help="use only the first N images (a quick try)")
+    train.add_argument("--limit", type=int, default=None, help="use only the first N images (a quick try)")
     evaluate = commands.add_parser("evaluate", help="mAP of a checkpoint on a split, written as JSON")
     evaluate.add_argument("--checkpoint", type=Path, default=DEFAULT_OUT / "checkpoint.pt")
     evaluate.add_argument("--split", default="test", choices=("train", "val", "test"))
-    evaluate.add_argument("--limit", type=int, default=0, help="use only the first N images")
+    evaluate.add_argument("--limit", type=int, default=None, help="use only the first N images")
     detect = commands.add_parser("detect", help="draw a checkpoint's detections on images")
     detect.add_argument("images", nargs="+", type=Path)
     detect.add_argument("--checkpoint", type=Path, default=DEFAULT_OUT / "checkpoint.pt")
@@ -154,7 +259,7 @@ def main(argv=None):
     pretrain.add_argument("--out", type=Path, default=PRETRAINED_FILE)
     pretrain.add_argument("--steps", type=int, default=None,
                           help=f"classifier training steps (default {PretrainSettings().steps})")
-    pretrain.add_argument("--threads", type=int, default=2, help="torch threads (the shipped file: 2)")
+    pretrain.add_argument("--threads", type=int, default=1, help="torch threads (the shipped file: 1)")
     ablations = commands.add_parser("ablations", help="train and score the paper's training-time ablations "
                                     "(lesson 10); resumable: trainings already in OUT with the same settings are kept")
     ablations.add_argument("--out", type=Path, default=DATA_DIR / "results" / "ablations.json",
@@ -170,8 +275,18 @@ def main(argv=None):
     ablations.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's)")
     args = parser.parse_args(argv)
     args.command_line = "python -m minifrcnn " + " ".join(sys.argv[1:] if argv is None else argv)
-    {"train": cmd_train, "evaluate": cmd_evaluate, "detect": cmd_detect, "pretrain": cmd_pretrain,
-     "ablations": cmd_ablations}[args.command](args)
+    command = {"train": cmd_train, "evaluate": cmd_evaluate, "detect": cmd_detect, "pretrain": cmd_pretrain,
+               "ablations": cmd_ablations}[args.command]
+    try:
+        if args.device is not None:
+            _check_device(args.device)
+        command(args)
+    except CommandError as error:
+        if os.environ.get("MINIFRCNN_DEBUG"):
+            raise
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0
 
 
 if __name__ == "__main__":

@@ -13,12 +13,14 @@ What the loop adds to ``loss.backward(); optimizer.step()``:
 * a tqdm progress bar and an optional live loss plot;
 * checkpoints every few steps, resumable bit for bit (model, optimizer, schedule, random
   state, loss history), loaded with ``torch.load(..., weights_only=True)``;
+* settings that cannot train are refused when made (``TrainSettings`` checks itself);
 * a non-finite loss stops training with a clear message, and the checkpoint on disk is
-  the last good state, never a NaN one;
+  the last good state, never one with NaN weights;
 * determinism: the data order comes from ``seed`` and the epoch, the samplers from the
   global generator seeded once; the same seed gives the same numbers on CPU.
 """
 import math
+import numbers
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -50,6 +52,11 @@ class TrainSettings:
     optimizer: str = "sgd"  # or "adamw": lesson 04 trains the RPN alone with it
     step_at: float = 0.75  # the "step" schedule divides the rate by 10 from this fraction of the steps
 
+    def __post_init__(self):
+        """Refuse settings that cannot train, each with what is wrong and how to fix it (one line)."""
+        for error in settings_errors(self):
+            raise ValueError(error)
+
     def learning_rate(self, step):
         """The learning rate at ``step`` (0-based): linear warm-up, then the decay."""
         if step < self.warmup_steps:
@@ -60,6 +67,45 @@ class TrainSettings:
             progress = (step - self.warmup_steps) / max(1, self.steps - self.warmup_steps)
             return self.lr * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
         raise ValueError(f"schedule must be 'cosine' or 'step', got {self.schedule!r}")
+
+
+def _finite_number(value):
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _whole_number(value):
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def settings_errors(settings):
+    """What is wrong with a :class:`TrainSettings`, as one-line messages ``what (how to fix)``;
+    empty when nothing is. The command line prints the first."""
+    s, errors = settings, []
+
+    def check(ok, message):
+        if not ok:
+            errors.append(message)
+
+    check(_whole_number(s.steps) and s.steps >= 1, f"steps must be at least 1, got {s.steps!r} (train 1 step or more)")
+    check(_whole_number(s.batch_size) and s.batch_size >= 1,
+          f"batch_size must be at least 1, got {s.batch_size!r} (use 1 image a step or more)")
+    check(_finite_number(s.lr) and s.lr > 0, f"lr must be a finite number above 0, got {s.lr!r} (e.g. 0.01)")
+    check(_finite_number(s.momentum) and 0 <= s.momentum < 1, f"momentum must be in [0, 1), got {s.momentum!r} "
+          "(the paper's is 0.9)")
+    check(_finite_number(s.weight_decay) and s.weight_decay >= 0,
+          f"weight_decay must be a finite number >= 0, got {s.weight_decay!r} (the paper's is 0.0005)")
+    check(_whole_number(s.warmup_steps) and s.warmup_steps >= 0,
+          f"warmup_steps must be 0 or more, got {s.warmup_steps!r} (0: no warm-up)")
+    check(s.schedule in ("cosine", "step"), f"schedule must be 'cosine' or 'step', got {s.schedule!r}")
+    check(_finite_number(s.clip_grad_norm) and s.clip_grad_norm >= 0,
+          f"clip_grad_norm must be a finite number >= 0, got {s.clip_grad_norm!r} (0: no clipping)")
+    check(_whole_number(s.checkpoint_every) and s.checkpoint_every >= 1,
+          f"checkpoint_every must be at least 1, got {s.checkpoint_every!r} (a checkpoint every N steps)")
+    check(s.optimizer in ("sgd", "adamw"), f"optimizer must be 'sgd' or 'adamw', got {s.optimizer!r}")
+    check(_finite_number(s.step_at) and 0 < s.step_at <= 1,
+          f"step_at must be in (0, 1], got {s.step_at!r} (the share of the steps after which the step schedule "
+          "divides the rate by 10)")
+    return errors
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -239,9 +285,16 @@ def train(model, dataset, settings=None, checkpoint=None, resume=False, device=N
         losses = losses[1] if isinstance(losses, tuple) else losses
         total = sum(losses.values())
         if not torch.isfinite(total):
-            if checkpoint is not None:  # the weights are still those of the last good step
-                save_checkpoint(checkpoint, model, optimizer, step, history, settings)
-            where = f"; the last good state is saved in {checkpoint}" if checkpoint is not None else ""
+            where = ""
+            if checkpoint is not None:
+                if all(torch.isfinite(p).all() for p in model.state_dict().values() if p.is_floating_point()):
+                    save_checkpoint(checkpoint, model, optimizer, step, history, settings)  # the last good step's
+                    where = f"; the last good state is saved in {checkpoint}"
+                elif Path(checkpoint).exists():  # the weights went bad before the loss did: keep the file
+                    where = (f"; the weights are no longer finite, so {checkpoint} keeps the last checkpoint "
+                             f"(step {int(load_checkpoint(checkpoint)['step'])})")
+                else:
+                    where = "; the weights are no longer finite and no checkpoint had been written yet"
             raise NonFiniteLossError(
                 f"loss is {total.item()} at step {step} ({', '.join(f'{k}={v.item():.4g}' for k, v in losses.items())})"
                 f"{where}. Try a lower learning rate (now {settings.learning_rate(step):.3g}) or a "

@@ -72,6 +72,31 @@ def test_non_finite_loss_stops_with_a_clear_message_and_keeps_the_good_checkpoin
     assert all(torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point())
 
 
+def test_weights_gone_non_finite_never_overwrite_the_last_good_checkpoint(tmp_path):
+    """The weights turn NaN in a step whose loss was finite (the optimiser step is what breaks
+    them); the next loss is NaN. The checkpoint on disk stays the last one written with finite
+    weights (step 3), and the message says so."""
+    model = tiny_model()
+    path = tmp_path / "ckpt.pt"
+    calls = {"n": 0}
+    original = model.head.forward
+
+    def poisoned(*args, **kwargs):  # from the 5th step on, every weight of the box predictor is NaN
+        calls["n"] += 1
+        if calls["n"] == 5:
+            with torch.no_grad():
+                for parameter in model.head.box_predictor.parameters():
+                    parameter.fill_(float("nan"))
+        return original(*args, **kwargs)
+
+    model.head.forward = poisoned
+    with pytest.raises(NonFiniteLossError, match=r"at step 4.*no longer finite, so .* keeps the last checkpoint \(step 3\)"):
+        train(model, tiny_dataset(), SETTINGS, checkpoint=path, device="cpu", progress=False)
+    state = load_checkpoint(path)
+    assert state["step"] == 3
+    assert all(torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point())
+
+
 class Evil:
     def __reduce__(self):
         return (print, ("this would run code",))
