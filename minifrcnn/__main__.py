@@ -36,8 +36,11 @@ class CommandError(Exception):
 TRAIN_HINT = "give a file written by `python -m minifrcnn train`"
 
 
-def _model_from_checkpoint(path, device, num_classes=None):
-    """The detector a training checkpoint holds, in eval mode, or a :class:`CommandError`."""
+def _model_from_checkpoint(path, device):
+    """``(detector in eval mode, classes)`` from a training checkpoint, or a :class:`CommandError`.
+    ``classes`` is ``{"class_names": [...], "category_ids": [...]}``: what ``train --train``
+    recorded for your data, or the digits' for a checkpoint trained on them."""
+    from .data import CLASS_NAMES
     from .detector import DetectorConfig, FasterRCNN
     from .training import load_checkpoint
     path = Path(path)
@@ -59,10 +62,33 @@ def _model_from_checkpoint(path, device, num_classes=None):
         model.load_state_dict(state["model"])
     except (RuntimeError, KeyError):
         raise CommandError(f"{path}: its weights do not fit its config ({TRAIN_HINT})") from None
-    if num_classes is not None and config.num_classes != num_classes:
-        raise CommandError(f"{path} detects {config.num_classes - 1} classes, the digits have {num_classes - 1} "
-                           "(give a checkpoint trained on the course's digits)")
-    return model.to(device).eval()
+    classes = state.get("data") or {}
+    if "class_names" not in classes:  # trained on the digits, or a checkpoint from before class names were kept
+        names = list(CLASS_NAMES) if config.num_classes == len(CLASS_NAMES) else \
+            ["__background__"] + [str(label) for label in range(1, config.num_classes)]
+        classes = {"class_names": names, "category_ids": list(range(1, config.num_classes))}
+    return model.to(device).eval(), classes
+
+
+def _digits_only(path, classes):
+    from .data import CLASS_NAMES
+    if list(classes["class_names"]) != list(CLASS_NAMES):
+        raise CommandError(f"{path} detects {len(classes['class_names']) - 1} classes, the digits have "
+                           f"{len(CLASS_NAMES) - 1} (give its own data with --data and --images, or a checkpoint "
+                           "trained on the digits)")
+
+
+def _coco_data(annotation_file, images, option, categories=None):
+    """A :class:`minifrcnn.data.CocoDataset` whose every image exists and has its stated size."""
+    from .data import CocoDataset
+    if images is None:
+        raise CommandError(f"{option} needs --images, the folder its file names are relative to")
+    try:
+        dataset = CocoDataset(annotation_file, images, categories=categories)
+        dataset.check_images()
+    except (FileNotFoundError, ValueError) as error:
+        raise CommandError(str(error)) from None
+    return dataset
 
 
 def _check_limit(limit):
@@ -92,9 +118,35 @@ def _option_message(message, options):
     return (options[field] + message[len(field):]) if field in options else message
 
 
+def _config(args, num_classes):
+    """The course's detector, for ``num_classes`` (with the background), with the command line's changes."""
+    from .detector import DetectorConfig
+    config = DetectorConfig.course(num_classes=num_classes)
+    changes = {}
+    if args.min_size is not None or args.max_size is not None:
+        min_size = args.min_size or config.min_size
+        max_size = args.max_size or max(min_size, config.max_size)
+        if not 0 < min_size <= max_size:
+            raise CommandError(f"--min-size must be above 0 and at most --max-size, got {min_size} and {max_size} "
+                               "(the shorter side is resized to min-size, the longer kept under max-size)")
+        scale = min_size / config.min_size  # the anchors follow the image size
+        changes.update(min_size=min_size, max_size=max_size,
+                       anchor_sizes=tuple(max(1, round(a * scale)) for a in config.anchor_sizes))
+    if args.backbone is not None and args.backbone != "small":
+        changes.update(backbone=args.backbone, backbone_weights=None, backbone_frozen_stages=0)
+    if args.backbone_weights is not None:
+        weights = None if args.backbone_weights == "none" else args.backbone_weights
+        if weights is not None and not Path(weights).is_file():
+            raise CommandError(f"--backbone-weights {weights}: no such file (give a local weights file; "
+                               "minifrcnn never downloads, or 'none' for random weights)")
+        changes.update(backbone_weights=weights,
+                       backbone_frozen_stages=config.backbone_frozen_stages if weights else 0)
+    return DetectorConfig.course(num_classes=num_classes, **changes)
+
+
 def cmd_train(args):
-    from .data import cache, load_digits
-    from .detector import DetectorConfig, FasterRCNN
+    from .data import CLASS_NAMES, cache, load_digits
+    from .detector import FasterRCNN
     from .training import NonFiniteLossError, TrainSettings, train
     from .utils import get_device, seed_everything
     try:
@@ -104,26 +156,48 @@ def cmd_train(args):
                                                         "lr": "--lr"})) from None
     _check_limit(args.limit)
     device = get_device(args.device)
-    items = _load(load_digits, cache, "train", args.limit)
+    if args.train is not None:  # your own COCO data
+        data = _coco_data(args.train, args.images, "--train")
+        items = data if not args.limit else [data[i] for i in range(min(args.limit, len(data)))]
+        classes = {"class_names": list(data.class_names), "category_ids": data.category_ids,
+                   "categories": data.categories, "train": str(args.train)}
+        if args.evaluate and args.val is None:
+            raise CommandError("--evaluate with --train needs --val, a COCO file of held-out images to score")
+        if args.val is not None:
+            _coco_data(args.val, args.val_images or args.images, "--val", categories=data.categories)
+    else:
+        if args.images is not None or args.val is not None:
+            raise CommandError("--images and --val go with --train (your own data); without it the course's "
+                               "digits are used")
+        items = _load(load_digits, cache, "train", args.limit)
+        classes = {"class_names": list(CLASS_NAMES), "category_ids": list(range(1, len(CLASS_NAMES)))}
     if settings.batch_size > len(items):
         raise CommandError(f"--batch-size {settings.batch_size} is larger than the training set ({len(items)} "
                            f"images) (use at most {len(items)})")
+    config = _config(args, num_classes=len(classes["class_names"]))
     checkpoint = args.out / "checkpoint.pt"
     seed_everything(args.seed)
-    model = FasterRCNN(DetectorConfig.course())
+    try:
+        model = FasterRCNN(config)
+    except (FileNotFoundError, ValueError) as error:
+        raise CommandError(f"{str(error).splitlines()[0]} (check --backbone and --backbone-weights)") from None
     if args.resume and checkpoint.exists():
-        _model_from_checkpoint(checkpoint, "cpu", num_classes=model.config.num_classes)  # readable and fitting
+        _, resumed = _model_from_checkpoint(checkpoint, "cpu")  # readable, and trained on the same classes
+        if resumed["class_names"] != classes["class_names"]:
+            raise CommandError(f"{checkpoint} was trained on other classes (train into another --out, or remove it)")
     _out_folder(args.out, "--out")
     try:
-        history = train(model, items, settings, checkpoint=checkpoint, resume=args.resume, device=device)
+        history = train(model, items, settings, checkpoint=checkpoint, resume=args.resume, device=device,
+                        metadata=classes)
     except NonFiniteLossError as error:
         raise CommandError(f"training stopped, {error}") from None
     (args.out / "history.json").write_text(json.dumps(history))
-    (args.out / "config.json").write_text(json.dumps({"model": asdict(model.config), "train": asdict(settings)},
-                                                     indent=2))
+    (args.out / "config.json").write_text(json.dumps({"model": asdict(model.config), "train": asdict(settings),
+                                                      "classes": classes}, indent=2))
     print(f"trained {len(history)} steps; checkpoint in {checkpoint}")
     if args.evaluate:
         args.checkpoint, args.split = checkpoint, "val"
+        args.data, args.images = args.val, args.val_images or args.images
         cmd_evaluate(args)
 
 
@@ -133,55 +207,85 @@ def cmd_evaluate(args):
     from .evaluation import evaluate_coco, evaluate_voc
     from .utils import get_device
     _check_limit(args.limit)
-    model = _model_from_checkpoint(args.checkpoint, get_device(args.device), num_classes=11)
-    items = _load(load_digits, cache, args.split, args.limit)
+    model, classes = _model_from_checkpoint(args.checkpoint, get_device(args.device))
+    if args.data is not None:  # your own COCO data
+        data = _coco_data(args.data, args.images, "--data", categories=classes.get("categories") or [
+            {"id": i, "name": n} for i, n in zip(classes["category_ids"], classes["class_names"][1:])])
+        items = [data[i] for i in range(min(args.limit or len(data), len(data)))]
+        name = Path(args.data).stem
+    else:
+        _digits_only(args.checkpoint, classes)
+        items, name = _load(load_digits, cache, args.split, args.limit), args.split
     detections = detect(model, [image for image, _ in items])
     targets = [target for _, target in items]
     voc = evaluate_voc(detections, targets, model.config.num_classes)
     coco = evaluate_coco(detections, targets, model.config.num_classes)
-    metrics = {"split": args.split, "checkpoint": str(args.checkpoint), "map50": voc["map"],
-               "ap50_per_class": {str(k): v for k, v in voc["ap"].items()},
+    names = classes["class_names"]
+    metrics = {"data": str(args.data) if args.data else f"digits/{args.split}", "checkpoint": str(args.checkpoint),
+               "map50": voc["map"], "ap50_per_class": {names[k]: v for k, v in voc["ap"].items()},
                "coco_ap": coco["ap"], "coco_ap50": coco["ap50"], "coco_ap75": coco["ap75"]}
-    out = Path(args.checkpoint).parent / f"metrics_{args.split}.json"
+    out = Path(args.checkpoint).parent / f"metrics_{name}.json"
     out.write_text(json.dumps(metrics, indent=2))
-    print(f"{args.split}: mAP@0.5 (VOC) {voc['map']:.4f}  AP@[.5:.95] (COCO) {coco['ap']:.4f}  -> {out}")
+    print(f"{name}: mAP@0.5 (VOC) {voc['map']:.4f}  AP@[.5:.95] (COCO) {coco['ap']:.4f}  -> {out}")
+
+
+def _read_image(path):
+    from PIL import Image
+    from torchvision.transforms.v2.functional import pil_to_tensor
+    if not path.is_file():
+        raise CommandError(f"image {path} not found (check the path)")
+    try:
+        with Image.open(path) as file:
+            return pil_to_tensor(file.convert("RGB")).float() / 255
+    except (OSError, ValueError):
+        raise CommandError(f"{path} is not an image file PIL can read (give a PNG or JPEG image)") from None
 
 
 def cmd_detect(args):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from PIL import Image
-    from torchvision.transforms.v2.functional import pil_to_tensor
 
     from .course.draw import draw_boxes, show_image
-    from .data import CLASS_NAMES
     from .utils import get_device
     if not 0 <= args.score <= 1:
         raise CommandError(f"--score must be between 0 and 1, got {args.score} (scores are probabilities; "
                            "0.5 draws the likely detections)")
-    images = []
-    for path in args.images:  # every image is read before anything is written
-        if not path.is_file():
-            raise CommandError(f"image {path} not found (check the path)")
-        try:
-            with Image.open(path) as file:
-                images.append(pil_to_tensor(file.convert("RGB")).float() / 255)
-        except (OSError, ValueError):
-            raise CommandError(f"{path} is not an image file PIL can read (give a PNG or JPEG image)") from None
-    model = _model_from_checkpoint(args.checkpoint, get_device(args.device), num_classes=len(CLASS_NAMES))
+    if not args.images and args.data is None:
+        raise CommandError("no images to detect in (give image files, or --data FILE --images DIR)")
+    model, classes = _model_from_checkpoint(args.checkpoint, get_device(args.device))
+    if args.data is not None:  # every image of a COCO file, with its ids
+        data = _coco_data(args.data, args.data_images, "--data")
+        jobs = [(data.images_dir / entry["file_name"], entry["id"], i) for i, entry in enumerate(data.images)]
+        read = lambda job: data.read_image(job[2])  # noqa: E731
+    else:  # image files: ids 1..N in the order given
+        jobs = [(path, i, None) for i, path in enumerate(args.images, 1)]
+        images = {path: _read_image(path) for path in args.images}  # every image is read before anything is written
+        read = lambda job: images[job[0]]  # noqa: E731
     _out_folder(args.out_dir, "--out-dir")
-    for path, image in zip(args.images, images):
+    names, category_ids = classes["class_names"], classes["category_ids"]
+    results = []
+    for job in jobs:
+        path, image_id = job[0], job[1]
+        image = read(job)
         with torch.no_grad():
-            det = model([image.to(next(model.parameters()).device)])[0]
+            det = {k: v.cpu() for k, v in model([image.to(next(model.parameters()).device)])[0].items()}
+        for box, label, score in zip(det["boxes"].tolist(), det["labels"].tolist(), det["scores"].tolist()):
+            x1, y1, x2, y2 = box
+            results.append({"image_id": image_id, "category_id": category_ids[label - 1],
+                            "bbox": [round(x1, 2), round(y1, 2), round(x2 - x1, 2), round(y2 - y1, 2)],
+                            "score": round(score, 5)})
         keep = det["scores"] >= args.score
         fig, ax = plt.subplots(figsize=(6, 6))
         show_image(image, ax, title=Path(path).name)
-        draw_boxes(ax, det["boxes"][keep].cpu(), det["labels"][keep].cpu(), det["scores"][keep].cpu(), CLASS_NAMES)
+        draw_boxes(ax, det["boxes"][keep], det["labels"][keep], det["scores"][keep], names)
         out = args.out_dir / (Path(path).stem + "_detections.png")
         fig.savefig(out, dpi=100, bbox_inches="tight")
         plt.close(fig)
-        print(f"{path}: {int(keep.sum())} detections -> {out}")
+        print(f"{path}: {int(keep.sum())} detections with score >= {args.score} -> {out}")
+    results_file = args.out_dir / "detections.json"
+    results_file.write_text(json.dumps(results))
+    print(f"all {len(results)} detections, COCO results format (pycocotools' loadRes): {results_file}")
 
 
 def cmd_pretrain(args):
@@ -243,12 +347,30 @@ def main(argv=None):
     train.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
     train.add_argument("--evaluate", action="store_true", help="evaluate on the val split afterwards")
     train.add_argument("--limit", type=int, default=None, help="use only the first N images (a quick try)")
+    own = train.add_argument_group("your own data (COCO format) and detector")
+    own.add_argument("--train", type=Path, default=None, help="a COCO annotation file to train on, not the digits")
+    own.add_argument("--images", type=Path, default=None, help="the folder its file names are relative to")
+    own.add_argument("--val", type=Path, default=None, help="a COCO file of held-out images, for --evaluate")
+    own.add_argument("--val-images", type=Path, default=None, help="--val's image folder (default: --images)")
+    own.add_argument("--min-size", type=int, default=None, help="shorter image side after resizing (the course: 192; "
+                     "the anchors follow it)")
+    own.add_argument("--max-size", type=int, default=None, help="longer image side at most (default: the course's "
+                     "192, or --min-size if larger)")
+    own.add_argument("--backbone", default=None, help="'small' (the course's) or a torchvision classifier, e.g. "
+                     "resnet18 (cut at stride 16)")
+    own.add_argument("--backbone-weights", default=None, help="a local weights file for the backbone (never "
+                     "downloaded), or 'none' for random weights (default: the course's pretrained file for 'small', "
+                     "random for a torchvision backbone)")
     evaluate = commands.add_parser("evaluate", help="mAP of a checkpoint on a split, written as JSON")
     evaluate.add_argument("--checkpoint", type=Path, default=DEFAULT_OUT / "checkpoint.pt")
     evaluate.add_argument("--split", default="test", choices=("train", "val", "test"))
     evaluate.add_argument("--limit", type=int, default=None, help="use only the first N images")
+    evaluate.add_argument("--data", type=Path, default=None, help="a COCO file to evaluate on instead of the digits")
+    evaluate.add_argument("--images", type=Path, default=None, help="--data's image folder")
     detect = commands.add_parser("detect", help="draw a checkpoint's detections on images")
-    detect.add_argument("images", nargs="+", type=Path)
+    detect.add_argument("images", nargs="*", type=Path, help="image files (ids 1..N in the results file)")
+    detect.add_argument("--data", type=Path, default=None, help="or every image of a COCO file, with its ids")
+    detect.add_argument("--images", dest="data_images", type=Path, default=None, help="--data's image folder")
     detect.add_argument("--checkpoint", type=Path, default=DEFAULT_OUT / "checkpoint.pt")
     detect.add_argument("--out-dir", type=Path, default=DEFAULT_OUT / "detections")
     detect.add_argument("--score", type=float, default=0.5, help="smallest score drawn")

@@ -193,6 +193,103 @@ def load_photos(root=None):
     return photos, class_names
 
 
+class CocoDataset:
+    """Any COCO-format detection data set: your own images and boxes, for the detector the
+    course built (``python -m minifrcnn train --train FILE --images DIR``).
+
+    Item ``i`` is ``(image, target)`` as :func:`load_digits` gives them: ``image`` float32
+    ``(3, H, W)`` in [0, 1] at the file's own size (grey, RGBA and palette images become RGB;
+    the detector's ``min_size`` / ``max_size`` resize them), ``target`` ``{"boxes" (N, 4)
+    x1, y1, x2, y2, "labels" (N,), "image_id"}``. Images without annotations give ``(0, 4)``
+    boxes: they teach the detector background.
+
+    Labels are ``1..K`` in the order of the category ids (0 is the background), whatever the
+    ids: a file with categories 3, 7 and 12 gives labels 1, 2 and 3. ``category_ids[label - 1]``
+    maps back, and a checkpoint records both lists, so that detections are written with the
+    file's own ids.
+
+    Args:
+        annotation_file: a COCO JSON file (checked by :func:`read_coco`).
+        images_dir: the folder that ``file_name`` is relative to.
+        categories (list of dict, optional): ``[{"id", "name"}, ...]`` of the training set, for
+            a val or test file: its labels then follow the training set's. Every category the
+            file uses must be among them.
+    """
+
+    def __init__(self, annotation_file, images_dir, categories=None):
+        self.annotation_file, self.images_dir = Path(annotation_file), Path(images_dir)
+        coco = read_coco(self.annotation_file)
+        if not self.images_dir.is_dir():
+            raise FileNotFoundError(f"{self.images_dir}: no such folder (the folder holding the images that "
+                                    f"{self.annotation_file.name} names)")
+        categories = sorted(categories or coco["categories"], key=lambda c: c["id"])
+        if not categories:
+            raise ValueError(f"{self.annotation_file}: no categories (a detector needs at least one class)")
+        self.categories = [{"id": c["id"], "name": str(c["name"])} for c in categories]
+        self.category_ids = [c["id"] for c in self.categories]
+        self.class_names = ("__background__",) + tuple(c["name"] for c in self.categories)
+        label_of = {cid: k for k, cid in enumerate(self.category_ids, 1)}
+        unknown = sorted({a["category_id"] for a in coco["annotations"]} - set(label_of))
+        if unknown:
+            raise ValueError(f"{self.annotation_file}: category ids {unknown} are not among the training set's "
+                             f"{self.category_ids} (evaluate on data with the classes the detector was trained on)")
+        self.images = sorted(coco["images"], key=lambda image: image["id"])
+        boxes = {image["id"]: [] for image in self.images}
+        labels = {image["id"]: [] for image in self.images}
+        for a in coco["annotations"]:
+            if a.get("iscrowd", 0):  # COCO's crowd regions are neither objects nor background: left out
+                continue
+            x, y, w, h = a["bbox"]
+            boxes[a["image_id"]].append([x, y, x + w, y + h])
+            labels[a["image_id"]].append(label_of[a["category_id"]])
+        self.targets = [{"boxes": torch.tensor(boxes[i["id"]], dtype=torch.float32).reshape(-1, 4),
+                         "labels": torch.tensor(labels[i["id"]], dtype=torch.int64), "image_id": i["id"]}
+                        for i in self.images]
+
+    def __len__(self):
+        return len(self.images)
+
+    def check_images(self):
+        """Every image file exists, is an image and has the size the JSON states (its header is
+        read, not its pixels): a mistake shows before training starts, not at step 500."""
+        for i, entry in enumerate(self.images):
+            path = self.images_dir / entry["file_name"]
+            if not path.is_file():
+                raise FileNotFoundError(f"{path}: no such image (images[{i}] of {self.annotation_file.name} names "
+                                        f"it; check the images folder)")
+            try:
+                with Image.open(path) as file:
+                    size = file.size
+            except OSError:
+                raise ValueError(f"{path}: not an image file PIL can read (images[{i}] of "
+                                 f"{self.annotation_file.name})") from None
+            if size != (entry["width"], entry["height"]):
+                raise ValueError(f"{path} is {size[0]}x{size[1]} pixels but {self.annotation_file.name} says "
+                                 f"{entry['width']}x{entry['height']} (fix the file's width and height)")
+
+    def read_image(self, i):
+        """Image ``i`` as float32 ``(3, H, W)`` in [0, 1], checked against the size the file states."""
+        entry = self.images[i]
+        path = self.images_dir / entry["file_name"]
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: no such image (images[{i}] of {self.annotation_file.name} names it; "
+                                    f"check --images)")
+        try:
+            with Image.open(path) as file:
+                image = F.to_dtype(F.pil_to_tensor(file.convert("RGB")), torch.float32, scale=True)
+        except OSError:
+            raise ValueError(f"{path}: not an image file PIL can read (images[{i}] of "
+                             f"{self.annotation_file.name})") from None
+        if tuple(image.shape[1:]) != (entry["height"], entry["width"]):
+            raise ValueError(f"{path} is {image.shape[2]}x{image.shape[1]} pixels but {self.annotation_file.name} "
+                             f"says {entry['width']}x{entry['height']} (fix the file's width and height)")
+        return image
+
+    def __getitem__(self, i):
+        target = self.targets[i]
+        return self.read_image(i), {k: (v.clone() if isinstance(v, torch.Tensor) else v) for k, v in target.items()}
+
+
 def cache(dataset):
     """Read a whole data set into memory once: a list of ``(image, {"boxes", "labels",
     "image_id"})`` with plain tensors (not tv_tensors). Decoding the PNG files every

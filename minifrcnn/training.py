@@ -124,14 +124,17 @@ def batch_indices(num_items, batch_size, step, seed):
     return order[position * batch_size:(position + 1) * batch_size].tolist()
 
 
-def save_checkpoint(path, model, optimizer, step, history, settings):
-    """Write a checkpoint atomically (a crash mid-write never leaves a broken file)."""
+def save_checkpoint(path, model, optimizer, step, history, settings, metadata=None):
+    """Write a checkpoint atomically (a crash mid-write never leaves a broken file).
+    ``metadata`` (plain values, e.g. the class names of your data) is stored as ``"data"``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
              "history": history, "settings": asdict(settings), "rng": torch.get_rng_state()}
     if hasattr(model, "config"):  # enough to rebuild the model: FasterRCNN(DetectorConfig.from_dict(config))
         state["config"] = asdict(model.config)
+    if metadata is not None:
+        state["data"] = metadata
     tmp = path.with_suffix(path.suffix + ".tmp")
     torch.save(state, tmp)
     os.replace(tmp, path)
@@ -243,7 +246,7 @@ def _to_device(images, targets, device):
 
 
 def train(model, dataset, settings=None, checkpoint=None, resume=False, device=None, progress=True,
-          live_plot=None):
+          live_plot=None, metadata=None):
     """Train ``model`` on ``dataset`` for ``settings.steps`` mini-batches.
 
     Args:
@@ -258,6 +261,8 @@ def train(model, dataset, settings=None, checkpoint=None, resume=False, device=N
         progress (bool): show a tqdm progress bar.
         live_plot (LiveLossPlot, optional): gets every step's losses (and "total"); it
             redraws itself every ``live_plot.every`` steps and once at the end.
+        metadata (dict, optional): plain values written into every checkpoint as ``"data"``
+            (the command line records the class names and category ids of your data).
 
     Returns:
         list of dict: the losses of every step (floats, with ``"lr"`` and ``"step"``).
@@ -288,7 +293,7 @@ def train(model, dataset, settings=None, checkpoint=None, resume=False, device=N
             where = ""
             if checkpoint is not None:
                 if all(torch.isfinite(p).all() for p in model.state_dict().values() if p.is_floating_point()):
-                    save_checkpoint(checkpoint, model, optimizer, step, history, settings)  # the last good step's
+                    save_checkpoint(checkpoint, model, optimizer, step, history, settings, metadata)  # last good step
                     where = f"; the last good state is saved in {checkpoint}"
                 elif Path(checkpoint).exists():  # the weights went bad before the loss did: keep the file
                     where = (f"; the weights are no longer finite, so {checkpoint} keeps the last checkpoint "
@@ -313,7 +318,7 @@ def train(model, dataset, settings=None, checkpoint=None, resume=False, device=N
         if live_plot is not None:
             live_plot.add(step, {**losses, "total": total.detach()})
         if checkpoint is not None and ((step + 1) % settings.checkpoint_every == 0 or step + 1 == settings.steps):
-            save_checkpoint(checkpoint, model, optimizer, step + 1, history, settings)
+            save_checkpoint(checkpoint, model, optimizer, step + 1, history, settings, metadata)
     bar.close()
     if live_plot is not None and live_plot.enabled and settings.steps % live_plot.every:
         live_plot.draw()  # the steps since the last redraw

@@ -45,7 +45,9 @@ def test_detect_draws_annotated_images(trained):
     out_dir = trained / "detections"
     stdout = run("detect", str(image), "--checkpoint", str(trained / "checkpoint.pt"), "--out-dir", str(out_dir),
                  "--score", "0.0", cwd=trained)
-    assert "detections ->" in stdout and (out_dir / (Path(image).stem + "_detections.png")).exists()
+    assert "detections with score >= 0.0 ->" in stdout and (out_dir / (Path(image).stem + "_detections.png")).exists()
+    results = json.loads((out_dir / "detections.json").read_text())  # COCO results: digit d is category d + 1
+    assert all(r["image_id"] == 1 and 1 <= r["category_id"] <= 10 and len(r["bbox"]) == 4 for r in results)
 
 
 def test_a_checkpoint_that_is_not_minifrcnns_is_refused(tmp_path):

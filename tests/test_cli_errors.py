@@ -1,11 +1,13 @@
 """Every command-line mistake ends with one line, ``error: <what> (<how to fix>)``, exit
 status 2, and nothing written: the table below lists each bad input and its exact message."""
+import json
 import subprocess
 import sys
 from dataclasses import asdict
 
 import pytest
 import torch
+from PIL import Image
 
 from minifrcnn.__main__ import main
 from minifrcnn.data import DATA_DIR
@@ -32,6 +34,13 @@ def files(tmp_path):
                inputs / "unknown_field.pt")
     torch.save({"config": asdict(course.config), "model": course.state_dict()}, inputs / "good.pt")
     (inputs / "notes.png").write_text("not an image")
+    empty = {"images": [], "annotations": [], "categories": [{"id": 1, "name": "thing"}]}
+    (inputs / "empty_coco.json").write_text(json.dumps(empty))
+    (inputs / "missing_image.json").write_text(json.dumps(
+        {**empty, "images": [{"id": 1, "file_name": "gone.png", "width": 8, "height": 6}]}))
+    Image.new("RGB", (8, 6)).save(inputs / "small.png")
+    (inputs / "wrong_size.json").write_text(json.dumps(
+        {**empty, "images": [{"id": 1, "file_name": "small.png", "width": 80, "height": 60}]}))
     (inputs / "a_file").write_text("")
     (inputs / "a_folder").mkdir()
     return inputs, tmp_path / "out"
@@ -46,7 +55,8 @@ CASES = [
     (["train", "--lr", "nan", "--out", "{out}"], "--lr must be a finite number above 0, got nan (e.g. 0.01)"),
     (["train", "--lr", "inf", "--out", "{out}"], "--lr must be a finite number above 0, got inf (e.g. 0.01)"),
     (["train", "--lr", "0", "--out", "{out}"], "--lr must be a finite number above 0, got 0.0 (e.g. 0.01)"),
-    (["train", "--limit", "0", "--out", "{out}"], "--limit must be at least 1, got 0 (leave it out to use every image)"),
+    (["train", "--limit", "0", "--out", "{out}"],
+     "--limit must be at least 1, got 0 (leave it out to use every image)"),
     (["train", "--limit", "4", "--batch-size", "8", "--out", "{out}"],
      "--batch-size 8 is larger than the training set (4 images) (use at most 4)"),
     (["train", "--limit", "4", "--batch-size", "2", "--out", "{in}/a_file"],
@@ -59,8 +69,16 @@ CASES = [
     (["evaluate", "--checkpoint", "{in}/foreign.pt"],
      f"{{in}}/foreign.pt: not a minifrcnn training checkpoint, no 'config'/'model' entries ({TRAIN_HINT})"),
     (["evaluate", "--checkpoint", "{in}/five_classes.pt"],
-     "{in}/five_classes.pt detects 4 classes, the digits have 10 (give a checkpoint trained on the course's digits)"),
-    (["evaluate", "--checkpoint", "{in}/misfit.pt"], f"{{in}}/misfit.pt: its weights do not fit its config ({TRAIN_HINT})"),
+     "{in}/five_classes.pt detects 4 classes, the digits have 10 (give its own data with --data and --images, or a "
+     "checkpoint trained on the digits)"),
+    (["evaluate", "--checkpoint", "{in}/good.pt", "--data", "{in}/notes.png", "--images", "{in}"],
+     "{in}/notes.png: not valid JSON (Expecting value: line 1 column 1 (char 0))"),
+    (["evaluate", "--checkpoint", "{in}/good.pt", "--data", "{in}/missing.json", "--images", "{in}"],
+     "{in}/missing.json: no such file (a COCO annotation file is a JSON file; check the path)"),
+    (["evaluate", "--checkpoint", "{in}/good.pt", "--data", "{in}/empty_coco.json"],
+     "--data needs --images, the folder its file names are relative to"),
+    (["evaluate", "--checkpoint", "{in}/misfit.pt"],
+     f"{{in}}/misfit.pt: its weights do not fit its config ({TRAIN_HINT})"),
     (["evaluate", "--checkpoint", "{in}/unknown_field.pt"],
      "{in}/unknown_field.pt: a config this minifrcnn cannot build (unknown DetectorConfig fields ['colour']: a file "
      "from another minifrcnn version? The fields are listed by minifrcnn.detector.config_table())"),
@@ -75,20 +93,38 @@ CASES = [
     (["detect", str(IMAGE), "--checkpoint", "{in}/missing.pt", "--out-dir", "{out}"],
      "checkpoint {in}/missing.pt not found (train one with `python -m minifrcnn train`, or give its path with "
      "--checkpoint)"),
-    (["detect", str(IMAGE), "--checkpoint", "{in}/five_classes.pt", "--out-dir", "{out}"],
-     "{in}/five_classes.pt detects 4 classes, the digits have 10 (give a checkpoint trained on the course's digits)"),
+    (["detect", "--checkpoint", "{in}/good.pt", "--out-dir", "{out}"],
+     "no images to detect in (give image files, or --data FILE --images DIR)"),
+    (["train", "--train", "{in}/empty_coco.json", "--out", "{out}"],
+     "--train needs --images, the folder its file names are relative to"),
+    (["train", "--train", "{in}/empty_coco.json", "--images", "{in}/missing", "--out", "{out}"],
+     "{in}/missing: no such folder (the folder holding the images that empty_coco.json names)"),
+    (["train", "--train", "{in}/missing_image.json", "--images", "{in}", "--out", "{out}"],
+     "{in}/gone.png: no such image (images[0] of missing_image.json names it; check the images folder)"),
+    (["train", "--train", "{in}/wrong_size.json", "--images", "{in}", "--out", "{out}"],
+     "{in}/small.png is 8x6 pixels but wrong_size.json says 80x60 (fix the file's width and height)"),
+    (["train", "--images", "{in}", "--out", "{out}"],
+     "--images and --val go with --train (your own data); without it the course's digits are used"),
+    (["train", "--limit", "4", "--batch-size", "2", "--min-size", "300", "--max-size", "200", "--out", "{out}"],
+     "--min-size must be above 0 and at most --max-size, got 300 and 200 (the shorter side is resized to min-size, "
+     "the longer kept under max-size)"),
+    (["train", "--limit", "4", "--batch-size", "2", "--backbone-weights", "{in}/missing.pth", "--out", "{out}"],
+     "--backbone-weights {in}/missing.pth: no such file (give a local weights file; minifrcnn never downloads, or "
+     "'none' for random weights)"),
     (["detect", str(IMAGE), "--checkpoint", "{in}/good.pt", "--out-dir", "{in}/a_file"],
      "--out-dir {in}/a_file is a file, not a folder (give a folder to write into)"),
     (["pretrain", "--steps", "0", "--out", "{out}/backbone.pt"],
      "--steps must be at least 1, got 0 (leave it out for the shipped file's settings)"),
     (["pretrain", "--threads", "0", "--out", "{out}/backbone.pt"],
      "--threads must be at least 1, got 0 (the shipped file used 1)"),
-    (["pretrain", "--out", "{in}/a_folder"], "--out {in}/a_folder is a folder (give the weights file's path, e.g. backbone.pt)"),
+    (["pretrain", "--out", "{in}/a_folder"],
+     "--out {in}/a_folder is a folder (give the weights file's path, e.g. backbone.pt)"),
     (["ablations", "--steps", "0", "--out", "{out}/ablations.json"],
      "--steps must be at least 1, got 0 (leave it out for TrainSettings().steps)"),
     (["ablations", "--seeds", "0", "-1", "--out", "{out}/ablations.json"],
      "--seeds must be 0 or more, got [0, -1] (e.g. --seeds 0 1 2)"),
-    (["ablations", "--limit", "-1", "--out", "{out}/ablations.json"], "--limit must be 0 (every image) or more, got -1"),
+    (["ablations", "--limit", "-1", "--out", "{out}/ablations.json"],
+     "--limit must be 0 (every image) or more, got -1"),
     (["ablations", "--only", "anchor", "--out", "{out}/ablations.json"],
      "--only: no table or row 'anchor' (tables: baseline, anchors, lambda, sharing, stages, pretraining, "
      "fine-tuning; a row: e.g. lambda/0.1)"),
@@ -134,8 +170,8 @@ def test_train_settings_refuse_the_same_values():
 
 
 def test_the_command_line_exits_with_status_2_and_no_traceback(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "minifrcnn", "train", "--batch-size", "0", "--out", str(tmp_path / "o")],
-                            capture_output=True, text=True, timeout=120)
+    command = [sys.executable, "-m", "minifrcnn", "train", "--batch-size", "0", "--out", str(tmp_path / "o")]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120)
     assert result.returncode == 2 and result.stdout == ""
     assert result.stderr == "error: --batch-size must be at least 1, got 0 (use 1 image a step or more)\n"
     assert not (tmp_path / "o").exists()

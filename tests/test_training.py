@@ -90,7 +90,8 @@ def test_weights_gone_non_finite_never_overwrite_the_last_good_checkpoint(tmp_pa
         return original(*args, **kwargs)
 
     model.head.forward = poisoned
-    with pytest.raises(NonFiniteLossError, match=r"at step 4.*no longer finite, so .* keeps the last checkpoint \(step 3\)"):
+    message = r"at step 4.*no longer finite, so .* keeps the last checkpoint \(step 3\)"
+    with pytest.raises(NonFiniteLossError, match=message):
         train(model, tiny_dataset(), SETTINGS, checkpoint=path, device="cpu", progress=False)
     state = load_checkpoint(path)
     assert state["step"] == 3
