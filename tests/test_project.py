@@ -23,7 +23,7 @@ except ModuleNotFoundError:  # Python 3.10
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 # conda-forge names that differ from the PyPI names
-CONDA_NAMES = {"torch": "pytorch"}
+CONDA_NAMES = {"torch": "pytorch", "playwright": "playwright-python"}  # conda-forge's names
 
 
 def requirement_name_and_spec(requirement):
@@ -84,6 +84,7 @@ def test_environment_yml_lists_the_same_dependencies_as_pyproject():
         wanted.update(requirement_name_and_spec(r) for r in project["optional-dependencies"][extra])
     wanted = {CONDA_NAMES.get(name, name): spec for name, spec in wanted.items()}
     env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    assert env["channels"] == ["conda-forge"], "one channel: every package, the same builds for every user"
     conda = [d for d in env["dependencies"] if isinstance(d, str)]
     listed = dict(requirement_name_and_spec(d.replace("=", "==", 1) if re.match(r"^[\w\-]+=[^=]", d) else d)
                   for d in conda)
