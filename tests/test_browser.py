@@ -2,7 +2,7 @@
 
 JupyterLab is started on 127.0.0.1 (free port, random token) with its own temporary settings,
 and headless Chromium (Debian's ``chromium``, driven by PyPI's ``playwright``; no browser is
-ever downloaded) opens copies of the anchors and proposals lessons, runs every cell from the
+ever downloaded) opens copies of the lessons with an explorer (01-06), runs every cell from the
 Run menu, moves a slider of the lesson's explorer with the keyboard and checks that:
 
 * every code cell ran (each has an execution count) and no cell printed a traceback;
@@ -42,7 +42,8 @@ REQUIRED = os.environ.get("MINIFRCNN_REQUIRE_BROWSER") == "1"
 
 SERVER_START_TIMEOUT_S = 120
 # Lesson 04 trains the RPN (about 45-90 s on a busy 2-core CPU); leave a wide margin.
-RUN_ALL_TIMEOUT_S = {"02_anchors.ipynb": 180, "04_rpn.ipynb": 360}
+RUN_ALL_TIMEOUT_S = {"01_boxes_and_iou.ipynb": 120, "02_anchors.ipynb": 180, "03_anchor_labels.ipynb": 180,
+                     "04_rpn.ipynb": 360, "05_roi_pooling.ipynb": 180, "06_detection_head.ipynb": 300}
 REDRAW_TIMEOUT_S = 60
 
 # Browser console errors that are understood and harmless. Each entry: (pattern, why).
@@ -247,9 +248,15 @@ def _png_bytes(src):
     return base64.b64decode(src.split(",", 1)[1])
 
 
+# Every lesson with an explorer, and the slider moved: lesson 08's detection explorer needs the
+# detector that lesson trains for minutes, which lesson 08's nbval run already covers headless.
 @pytest.mark.parametrize("notebook, slider", [
-    ("02_anchors.ipynb", "row"),          # the anchor explorer: which feature-map cell's anchors
-    ("04_rpn.ipynb", "NMS IoU >"),        # the proposal explorer: the NMS threshold
+    ("01_boxes_and_iou.ipynb", "B x"),                # the IoU explorer: box B's position
+    ("02_anchors.ipynb", "row"),                      # the anchor explorer: which feature-map cell's anchors
+    ("03_anchor_labels.ipynb", "positive IoU >="),    # the label explorer: the positive threshold
+    ("04_rpn.ipynb", "NMS IoU >"),                    # the proposal explorer: the NMS threshold
+    ("05_roi_pooling.ipynb", "output"),               # the RoI explorer: the output grid size
+    ("06_detection_head.ipynb", "foreground IoU >="),  # the RoI sampler: the foreground threshold
 ])
 def test_lesson_runs_and_its_explorer_redraws_in_jupyterlab(sync_api, lab, browser, notebook, slider):
     url, token = lab
@@ -289,13 +296,13 @@ def test_lesson_runs_and_its_explorer_redraws_in_jupyterlab(sync_api, lab, brows
         figure.scroll_into_view_if_needed()
         sync_api.expect(figure).to_have_attribute("src", re.compile(r"^data:image/png"))
         explorer.screenshot(path=str(ARTIFACTS / f"{stem}-2-explorer-before.png"))
-        before_value, before_src = handle.get_attribute("aria-valuenow"), figure.get_attribute("src")
+        before_value, before_src = handle.get_attribute("aria-valuetext"), figure.get_attribute("src")
 
         # Move the slider as a learner with a keyboard does: focus its handle, press an arrow.
         handle.focus()
         page.keyboard.press("ArrowRight")
-        sync_api.expect(handle).not_to_have_attribute("aria-valuenow", before_value, timeout=10_000)
-        after_value = handle.get_attribute("aria-valuenow")
+        sync_api.expect(handle).not_to_have_attribute("aria-valuetext", before_value, timeout=10_000)
+        after_value = handle.get_attribute("aria-valuetext")
         try:
             sync_api.expect(figure).not_to_have_attribute("src", before_src, timeout=REDRAW_TIMEOUT_S * 1000)
             sync_api.expect(figure).to_have_attribute("src", re.compile(r"^data:image/png"))
