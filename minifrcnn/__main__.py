@@ -29,6 +29,24 @@ import torch
 DEFAULT_OUT = Path("runs/course")
 
 
+def _shipped_detector():
+    """The course's trained detector that the repository ships (lesson 10's baseline)."""
+    from .data import DATA_DIR
+    return DATA_DIR / "results" / "baseline.pt"
+
+
+def _checkpoint(path):
+    """``--checkpoint``, or by default ``runs/course/checkpoint.pt`` when ``train`` wrote one,
+    else the course's detector that the repository ships."""
+    if path is not None:
+        return Path(path)
+    if (DEFAULT_OUT / "checkpoint.pt").exists():
+        return DEFAULT_OUT / "checkpoint.pt"
+    print(f"using the course's trained detector, {_shipped_detector()} (no {DEFAULT_OUT / 'checkpoint.pt'} yet; "
+          "--checkpoint picks another)")
+    return _shipped_detector()
+
+
 class CommandError(Exception):
     """A mistake on the command line: printed as ``error: <message>``, exit status 2."""
 
@@ -144,18 +162,33 @@ def _config(args, num_classes):
     return DetectorConfig.course(num_classes=num_classes, **changes)
 
 
+def _start_processes(device_name):
+    """Under ``torchrun`` (``WORLD_SIZE`` > 1): join the process group (NCCL on GPUs, gloo on
+    CPUs) and return ``(rank, this process's device)``; otherwise ``(0, the device)``."""
+    from .utils import get_device
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    device = get_device(device_name)
+    if world == 1:
+        return 0, device
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    if device.type == "cuda":
+        device = torch.device("cuda", local_rank)
+        torch.cuda.set_device(device)
+    torch.distributed.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return torch.distributed.get_rank(), device
+
+
 def cmd_train(args):
     from .data import CLASS_NAMES, cache, load_digits
     from .detector import FasterRCNN
-    from .training import NonFiniteLossError, TrainSettings, train
-    from .utils import get_device, seed_everything
+    from .training import NonFiniteLossError, TrainSettings, process_group, train
+    from .utils import seed_everything
     try:
         settings = TrainSettings(steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed)
     except ValueError as error:
         raise CommandError(_option_message(str(error), {"steps": "--steps", "batch_size": "--batch-size",
                                                         "lr": "--lr"})) from None
     _check_limit(args.limit)
-    device = get_device(args.device)
     if args.train is not None:  # your own COCO data
         data = _coco_data(args.train, args.images, "--train")
         items = data if not args.limit else [data[i] for i in range(min(args.limit, len(data)))]
@@ -174,6 +207,11 @@ def cmd_train(args):
     if settings.batch_size > len(items):
         raise CommandError(f"--batch-size {settings.batch_size} is larger than the training set ({len(items)} "
                            f"images) (use at most {len(items)})")
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if settings.batch_size % world:
+        fit = world * max(1, settings.batch_size // world)
+        raise CommandError(f"--batch-size {settings.batch_size} is not a multiple of the {world} processes (each "
+                           f"takes an equal share of every batch: use e.g. {fit})")
     config = _config(args, num_classes=len(classes["class_names"]))
     checkpoint = args.out / "checkpoint.pt"
     seed_everything(args.seed)
@@ -185,12 +223,19 @@ def cmd_train(args):
         _, resumed = _model_from_checkpoint(checkpoint, "cpu")  # readable, and trained on the same classes
         if resumed["class_names"] != classes["class_names"]:
             raise CommandError(f"{checkpoint} was trained on other classes (train into another --out, or remove it)")
-    _out_folder(args.out, "--out")
+    rank, device = _start_processes(args.device)
+    if rank == 0:
+        _out_folder(args.out, "--out")
     try:
         history = train(model, items, settings, checkpoint=checkpoint, resume=args.resume, device=device,
                         metadata=classes)
     except NonFiniteLossError as error:
         raise CommandError(f"training stopped, {error}") from None
+    finally:
+        if process_group()[1] > 1:
+            torch.distributed.destroy_process_group()
+    if rank != 0:  # rank 0 alone writes and reports
+        return
     (args.out / "history.json").write_text(json.dumps(history))
     (args.out / "config.json").write_text(json.dumps({"model": asdict(model.config), "train": asdict(settings),
                                                       "classes": classes}, indent=2))
@@ -207,6 +252,7 @@ def cmd_evaluate(args):
     from .evaluation import evaluate_coco, evaluate_voc
     from .utils import get_device
     _check_limit(args.limit)
+    args.checkpoint = _checkpoint(args.checkpoint)
     model, classes = _model_from_checkpoint(args.checkpoint, get_device(args.device))
     if args.data is not None:  # your own COCO data
         data = _coco_data(args.data, args.images, "--data", categories=classes.get("categories") or [
@@ -224,7 +270,8 @@ def cmd_evaluate(args):
     metrics = {"data": str(args.data) if args.data else f"digits/{args.split}", "checkpoint": str(args.checkpoint),
                "map50": voc["map"], "ap50_per_class": {names[k]: v for k, v in voc["ap"].items()},
                "coco_ap": coco["ap"], "coco_ap50": coco["ap50"], "coco_ap75": coco["ap75"]}
-    out = Path(args.checkpoint).parent / f"metrics_{name}.json"
+    folder = Path(args.checkpoint).parent if args.checkpoint != _shipped_detector() else DEFAULT_OUT
+    out = _out_folder(folder, "the checkpoint's folder") / f"metrics_{name}.json"
     out.write_text(json.dumps(metrics, indent=2))
     print(f"{name}: mAP@0.5 (VOC) {voc['map']:.4f}  AP@[.5:.95] (COCO) {coco['ap']:.4f}  -> {out}")
 
@@ -253,6 +300,7 @@ def cmd_detect(args):
                            "0.5 draws the likely detections)")
     if not args.images and args.data is None:
         raise CommandError("no images to detect in (give image files, or --data FILE --images DIR)")
+    args.checkpoint = _checkpoint(args.checkpoint)
     model, classes = _model_from_checkpoint(args.checkpoint, get_device(args.device))
     if args.data is not None:  # every image of a COCO file, with its ids
         data = _coco_data(args.data, args.data_images, "--data")
@@ -362,7 +410,8 @@ def main(argv=None):
                      "downloaded), or 'none' for random weights (default: the course's pretrained file for 'small', "
                      "random for a torchvision backbone)")
     evaluate = commands.add_parser("evaluate", help="mAP of a checkpoint on a split, written as JSON")
-    evaluate.add_argument("--checkpoint", type=Path, default=DEFAULT_OUT / "checkpoint.pt")
+    evaluate.add_argument("--checkpoint", type=Path, default=None,
+                          help="default: runs/course/checkpoint.pt, else the course's trained detector (shipped)")
     evaluate.add_argument("--split", default="test", choices=("train", "val", "test"))
     evaluate.add_argument("--limit", type=int, default=None, help="use only the first N images")
     evaluate.add_argument("--data", type=Path, default=None, help="a COCO file to evaluate on instead of the digits")
@@ -371,7 +420,8 @@ def main(argv=None):
     detect.add_argument("images", nargs="*", type=Path, help="image files (ids 1..N in the results file)")
     detect.add_argument("--data", type=Path, default=None, help="or every image of a COCO file, with its ids")
     detect.add_argument("--images", dest="data_images", type=Path, default=None, help="--data's image folder")
-    detect.add_argument("--checkpoint", type=Path, default=DEFAULT_OUT / "checkpoint.pt")
+    detect.add_argument("--checkpoint", type=Path, default=None,
+                        help="default: runs/course/checkpoint.pt, else the course's trained detector (shipped)")
     detect.add_argument("--out-dir", type=Path, default=DEFAULT_OUT / "detections")
     detect.add_argument("--score", type=float, default=0.5, help="smallest score drawn")
     from .data import DATA_DIR

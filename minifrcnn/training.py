@@ -124,13 +124,16 @@ def batch_indices(num_items, batch_size, step, seed):
     return order[position * batch_size:(position + 1) * batch_size].tolist()
 
 
-def save_checkpoint(path, model, optimizer, step, history, settings, metadata=None):
+def save_checkpoint(path, model, optimizer, step, history, settings, metadata=None, rng_per_process=None):
     """Write a checkpoint atomically (a crash mid-write never leaves a broken file).
-    ``metadata`` (plain values, e.g. the class names of your data) is stored as ``"data"``."""
+    ``metadata`` (plain values, e.g. the class names of your data) is stored as ``"data"``;
+    ``rng_per_process`` (a distributed run: every process's random state) as ``"rng_per_process"``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
              "history": history, "settings": asdict(settings), "rng": torch.get_rng_state()}
+    if rng_per_process is not None:
+        state["rng_per_process"] = rng_per_process
     if hasattr(model, "config"):  # enough to rebuild the model: FasterRCNN(DetectorConfig.from_dict(config))
         state["config"] = asdict(model.config)
     if metadata is not None:
@@ -240,6 +243,32 @@ class LiveLossPlot:
         return figure
 
 
+def process_group():
+    """``(rank, world size)`` of a distributed run (``torchrun``), ``(0, 1)`` otherwise."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1
+
+
+def distribute(model, device):
+    """``model`` wrapped for a distributed run: ``DistributedDataParallel`` averages the
+    gradients of the processes, so each step is one step on the global batch.
+
+    BatchNorm: on GPUs the layers that train become ``SyncBatchNorm`` (statistics over the
+    global batch, as one process would compute them). PyTorch has no synchronised BatchNorm
+    on CPUs (gloo): there they are **frozen** (eval mode, their pretrained statistics kept,
+    like the fixed stages'), and the weights still train. Returns the wrapped model."""
+    from torch.nn.parallel import DistributedDataParallel
+    if device.type == "cuda":
+        model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        return DistributedDataParallel(model, device_ids=[device.index if device.index is not None else 0])
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    for norm in norms:
+        norm.train = lambda mode=True, norm=norm: torch.nn.Module.train(norm, False)  # frozen in training too
+        norm.eval()
+    return DistributedDataParallel(model)
+
+
 def _to_device(images, targets, device):
     return ([image.to(device) for image in images],
             [{k: (v.to(device) if isinstance(v, torch.Tensor) else v) for k, v in t.items()} for t in targets])
@@ -264,31 +293,54 @@ def train(model, dataset, settings=None, checkpoint=None, resume=False, device=N
         metadata (dict, optional): plain values written into every checkpoint as ``"data"``
             (the command line records the class names and category ids of your data).
 
+    Distributed (``torchrun``; :func:`process_group`): every process runs this with the same
+    arguments; each takes a disjoint share of every global batch of ``settings.batch_size``
+    images (the same global batches as one process: ``batch_indices``), gradients are averaged
+    (:func:`distribute`, which also says what happens to BatchNorm), the history holds the losses
+    averaged over the processes, and only rank 0 shows progress, plots and writes checkpoints;
+    a resumed run restores every process's random state.
+
     Returns:
         list of dict: the losses of every step (floats, with ``"lr"`` and ``"step"``).
     """
     settings = settings or TrainSettings()
-    device = device or get_device()
+    device = torch.device(device or get_device())
+    rank, world = process_group()
+    if settings.batch_size % world:
+        raise ValueError(f"batch_size {settings.batch_size} must be a multiple of the {world} processes "
+                         f"(each takes an equal share of every batch)")
     model.to(device).train()
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = make_optimizer(params, settings)
+    net = distribute(model, device) if world > 1 else model
     history, start = [], 0
-    torch.manual_seed(settings.seed)
+    torch.manual_seed(settings.seed + rank)  # each process its own anchor and RoI samples
     if resume and checkpoint is not None and Path(checkpoint).exists():
         state = load_checkpoint(checkpoint)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         history, start = list(state["history"]), int(state["step"])
-        torch.set_rng_state(state["rng"])
+        states = state.get("rng_per_process", [state["rng"]])
+        if len(states) != world:
+            raise ValueError(f"{checkpoint} was written by {len(states)} process(es): resume it with as many "
+                             f"(now {world})")
+        torch.set_rng_state(states[rank])
+    progress, live_plot, checkpoint = (progress, live_plot, checkpoint) if rank == 0 else (False, None, None)
 
     bar = tqdm(range(start, settings.steps), initial=start, total=settings.steps, disable=not progress,
                desc="training", unit="step")
     for step in bar:
-        batch = [dataset[i] for i in batch_indices(len(dataset), settings.batch_size, step, settings.seed)]
+        indices = batch_indices(len(dataset), settings.batch_size, step, settings.seed)[rank::world]
+        batch = [dataset[i] for i in indices]
         images, targets = _to_device([b[0] for b in batch], [b[1] for b in batch], device)
-        losses = model(images, targets)
+        losses = net(images, targets)
         losses = losses[1] if isinstance(losses, tuple) else losses
         total = sum(losses.values())
+        if world > 1:  # every process stops together, or none does
+            finite = torch.isfinite(total.detach()).to(torch.float32)
+            torch.distributed.all_reduce(finite, op=torch.distributed.ReduceOp.MIN)
+            if not finite and torch.isfinite(total):
+                total = total * float("nan")
         if not torch.isfinite(total):
             where = ""
             if checkpoint is not None:
@@ -312,15 +364,29 @@ def train(model, dataset, settings=None, checkpoint=None, resume=False, device=N
         if settings.clip_grad_norm:
             torch.nn.utils.clip_grad_norm_(params, settings.clip_grad_norm)
         optimizer.step()
-        history.append({"step": step, "lr": lr, "loss": total.item(), **{k: v.item() for k, v in losses.items()}})
+        values = {"loss": total.detach(), **{k: v.detach() for k, v in losses.items()}}
+        if world > 1:  # the history is the global batch's: the mean over the processes
+            stacked = torch.stack(list(values.values())).float()
+            torch.distributed.all_reduce(stacked)
+            values = dict(zip(values, stacked / world))
+        history.append({"step": step, "lr": lr, **{k: v.item() for k, v in values.items()}})
         if progress and step % 10 == 0:
             bar.set_postfix(loss=f"{total.item():.3f}")
         if live_plot is not None:
             live_plot.add(step, {**losses, "total": total.detach()})
-        if checkpoint is not None and ((step + 1) % settings.checkpoint_every == 0 or step + 1 == settings.steps):
-            save_checkpoint(checkpoint, model, optimizer, step + 1, history, settings, metadata)
+        if (step + 1) % settings.checkpoint_every == 0 or step + 1 == settings.steps:
+            rng = None
+            if world > 1:  # every process's random state, for an exact resume
+                rng = [None] * world
+                torch.distributed.all_gather_object(rng, torch.get_rng_state())
+            if checkpoint is not None:
+                save_checkpoint(checkpoint, model, optimizer, step + 1, history, settings, metadata, rng)
+            if world > 1:
+                torch.distributed.barrier()  # no process runs ahead of the checkpoint being written
     bar.close()
     if live_plot is not None and live_plot.enabled and settings.steps % live_plot.every:
         live_plot.draw()  # the steps since the last redraw
+    for module in model.modules():  # BatchNorm frozen by distribute() on CPUs: back to normal
+        module.__dict__.pop("train", None)
     model.eval()
     return history
