@@ -315,21 +315,55 @@ def _sample_rois(features, rois, output_size, spatial_scale, sampling_ratio, ali
         grid = torch.ceil(length.detach() / torch.tensor([PW, PH], device=rois.device)).clamp(min=0).long()
     a_x = _interpolation_matrix(start[:, 0], length[:, 0], PW, grid[:, 0], W)  # (K, PW, W)
     a_y = _interpolation_matrix(start[:, 1], length[:, 1], PH, grid[:, 1], H)  # (K, PH, H)
+    if not (torch.is_grad_enabled() and (features.requires_grad or a_x.requires_grad or a_y.requires_grad)):
+        return _sample_rois_no_grad(features, rois, a_x, a_y)
     pieces, where = [], []
     for b in range(N):  # one image at a time, a chunk of its RoIs at a time
         rows = features[b].transpose(0, 1).reshape(H, C * W)  # (H, C * W)
         for k in (rois[:, 0] == b).nonzero()[:, 0].split(max(1, _CHUNK // (PH * C * W))):
             mixed = (a_y[k].reshape(-1, H) @ rows).reshape(len(k), PH * C, W)  # A_y @ f: (k, PH * C, W)
-            pieces.append(torch.bmm(mixed, a_x[k].transpose(1, 2)).reshape(len(k), PH, C, PW))
+            piece = torch.bmm(mixed, a_x[k].transpose(1, 2)).reshape(len(k), PH, C, PW)
+            pieces.append(piece.transpose(1, 2))  # (k, C, PH, PW), a view: the cat below copies once
             where.append(k)
-    out = torch.cat(pieces) if pieces else features.new_zeros(0, PH, C, PW)
+    out = torch.cat(pieces) if pieces else features.new_zeros(0, C, PH, PW)  # (K, C, PH, PW), contiguous
     where = torch.cat(where) if where else rois.new_zeros(0, dtype=torch.long)
     if len(where) != len(rois) or not torch.equal(where, torch.arange(len(rois), device=where.device)):
         # RoIs not in image order (or with a batch index outside the batch: zeros). One
         # out-of-place copy: writing each piece into a shared tensor in place would make
         # autograd copy that whole tensor's gradient once per piece (slow for training).
-        out = features.new_zeros(len(rois), PH, C, PW).index_copy(0, where, out)
-    return out.transpose(1, 2).contiguous()  # (K, C, PH, PW)
+        out = features.new_zeros(len(rois), C, PH, PW).index_copy(0, where, out)
+    return out
+
+
+def _sample_rois_no_grad(features, rois, a_x, a_y, channels_per_block=16):
+    """:func:`_sample_rois`' two matrix products when no gradient is needed (inference), in
+    blocks of channels written straight into the output: each block's intermediate
+    ``A_y @ f`` stays small enough for the CPU's cache instead of a copy of every RoI's
+    ``(PH, C, W)`` going through memory (about 1.5 times faster; the same numbers, to the bit)."""
+    N, C, H, W = features.shape
+    PH, PW = a_y.shape[1], a_x.shape[1]
+    batch_index = rois[:, 0]
+    covered = (batch_index >= 0) & (batch_index < N) & (batch_index == batch_index.round())
+    out = features.new_empty(len(rois), C, PH, PW) if bool(covered.all()) else \
+        features.new_zeros(len(rois), C, PH, PW)  # a batch index outside the batch: zeros
+    a_xt = a_x.transpose(1, 2)
+    for b in range(N):
+        k = (batch_index == b).nonzero()[:, 0]
+        if len(k) == 0:
+            continue
+        contiguous = int(k[-1]) - int(k[0]) + 1 == len(k)  # the usual case: RoIs in image order
+        where = slice(int(k[0]), int(k[-1]) + 1) if contiguous else k
+        ay, axt = a_y[where].reshape(-1, H), a_xt[where]
+        for c0 in range(0, C, channels_per_block):
+            c1 = min(C, c0 + channels_per_block)
+            rows = features[b, c0:c1].transpose(0, 1).reshape(H, (c1 - c0) * W)  # (H, c * W)
+            mixed = (ay @ rows).reshape(len(k), PH * (c1 - c0), W)  # A_y @ f: (k, PH * c, W)
+            block = torch.bmm(mixed, axt).reshape(len(k), PH, c1 - c0, PW).transpose(1, 2)
+            if contiguous:
+                out[where, c0:c1] = block
+            else:
+                out[k, c0:c1] = block
+    return out
 
 
 def roi_align(features, rois, output_size, spatial_scale=1.0, sampling_ratio=-1, aligned=False):

@@ -74,3 +74,18 @@ def test_seeds_and_the_old_recipe_are_summarised(tmp_path):
         values = [run[name]["test_map50"] for run in saved["per_seed"]]
         assert abs(saved["summary"][name]["test_map50"] - sum(values) / 2) < 1e-12
         assert saved["summary"][name]["test_map50_std"] >= 0
+
+
+@pytest.mark.slow
+def test_inference_benchmark_gives_both_detectors_the_same_weights(tmp_path, capsys):
+    """benchmarks/bench_inference.py on 16 test images: the twin with the shipped detector's
+    weights detects the same boxes (the script asserts it), and the JSON holds the ratio."""
+    path = SCRIPT.parent / "bench_inference.py"
+    spec = importlib.util.spec_from_file_location("bench_inference", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    out = tmp_path / "inference.json"
+    report = bench.main(["--limit", "16", "--repeats", "1", "--out", str(out)])
+    saved = json.loads(out.read_text())
+    assert saved["images"] == 16 and math.isfinite(saved["ratio_torchvision_over_minifrcnn"])
+    assert report["ratio_torchvision_over_minifrcnn"] > 0 and "ratio" in capsys.readouterr().out

@@ -139,6 +139,30 @@ def test_roi_align_in_image_order_or_not_equals_torchvision(order):
             spatial_scale=1 / 8, sampling_ratio=2, aligned=True)
 
 
+@pytest.mark.parametrize("order", ["by image", "shuffled", "a batch index outside"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_inference_path_equals_the_training_path_to_the_bit(order, dtype):
+    """Without a gradient (inference), RoI Align writes blocks of channels straight into its
+    output; with one, it assembles pieces autograd can follow. Both give the same numbers, and
+    the inference path equals torchvision too. 37 channels: not a multiple of the block."""
+    g = torch.Generator().manual_seed(7)
+    features = torch.randn(3, 37, 16, 20, generator=g, dtype=torch.float64).to(dtype)
+    rois = random_rois(120, 3, (128, 160), g).to(dtype)
+    rois = rois[torch.sort(rois[:, 0], stable=True).indices]
+    if order == "shuffled":
+        rois = rois[torch.randperm(len(rois), generator=g)]
+    if order == "a batch index outside":
+        rois[5, 0] = 7
+    with torch.no_grad():
+        inference = R.roi_align(features, rois, 7, 1 / 8, 2, True)
+    training = R.roi_align(features.clone().requires_grad_(), rois, 7, 1 / 8, 2, True)
+    assert training.requires_grad and torch.equal(inference, training.detach())
+    if order != "a batch index outside":
+        torch.testing.assert_close(inference, tv.roi_align(features, rois, 7, 1 / 8, 2, True), **TOL[dtype])
+    else:
+        assert not inference[5].any()
+
+
 def test_roi_align_gives_zeros_for_a_batch_index_outside_the_batch():
     features = torch.randn(2, 3, 8, 8)
     rois = torch.tensor([[0, 8.0, 8, 40, 40], [5, 8, 8, 40, 40], [1, 0, 0, 60, 30]])
