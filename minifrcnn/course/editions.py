@@ -17,6 +17,7 @@ import argparse
 import ast
 import html
 import re
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -254,12 +255,38 @@ def execute_notebook(path, timeout=CELL_TIMEOUT):
     return nb, time.perf_counter() - start, error
 
 
-def notebook_html(nb, title):
-    """The notebook as one HTML page, its figures embedded as PNG data (formulas and widgets
-    need MathJax and the widget manager from a CDN; offline they show as TeX and text)."""
+# MathJax 2.7 beside the pages (the package jupyter-server-mathjax ships its files): formulas
+# render in a classroom without internet. The config is the one that package has.
+LOCAL_MATHJAX_URL = "mathjax/MathJax.js?config=TeX-AMS-MML_HTMLorMML-full,Safe"
+
+
+def copy_mathjax(out_dir):
+    """Copy MathJax's files into ``out_dir/mathjax`` (without its 40 translations and the
+    accessibility extensions, which the pages do not load: about 5 MB). Returns the URL the
+    pages load it from, or the nbconvert's CDN URL (and says so) when jupyter-server-mathjax
+    is not installed."""
+    from nbconvert import HTMLExporter
+    try:
+        import jupyter_server_mathjax
+    except ImportError:
+        print("jupyter-server-mathjax is not installed (pip install -e '.[course]'): the pages load MathJax "
+              "from a CDN, and without internet their formulas show as TeX")
+        return HTMLExporter().mathjax_url
+    static = Path(jupyter_server_mathjax.__file__).parent / "static"
+    shutil.copytree(static, Path(out_dir) / "mathjax", dirs_exist_ok=True,
+                    ignore=shutil.ignore_patterns("localization", "a11y"))
+    return LOCAL_MATHJAX_URL
+
+
+def notebook_html(nb, title, mathjax_url=None):
+    """The notebook as one HTML page, its figures embedded as PNG data. Formulas are typeset
+    by MathJax from ``mathjax_url`` (default: nbconvert's CDN; :func:`build_site` copies it
+    next to the pages). Widgets (the explorers) need a kernel: the page shows their text."""
     from nbconvert import HTMLExporter
 
     exporter = HTMLExporter(template_name="lab", embed_images=True)
+    if mathjax_url:
+        exporter.mathjax_url = mathjax_url
     body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": title}})
     return body
 
@@ -314,23 +341,22 @@ def build_site(notebooks, out_dir, timeout=CELL_TIMEOUT):
         list of dict: per lesson, ``notebook``, ``file``, ``title``, ``goals``, ``seconds``
         and ``error`` (None when every cell ran).
     """
-    from nbconvert import HTMLExporter
-
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    mathjax_url = copy_mathjax(out_dir)
     pages = []
     for path in sorted((Path(p) for p in notebooks), key=lambda p: p.name):
         print(f"executing {path.name} ...", flush=True)
         nb, seconds, error = execute_notebook(path, timeout)
         page = {"notebook": path.name, "file": path.stem + ".html", "title": lesson_title(nb, path.stem),
                 "goals": learning_goals(nb), "seconds": seconds, "error": error}
-        (out_dir / page["file"]).write_text(notebook_html(nb, page["title"]), encoding="utf-8")
+        (out_dir / page["file"]).write_text(notebook_html(nb, page["title"], mathjax_url), encoding="utf-8")
         print(f"  {page['file']}: {seconds:.0f} s" + (" - A CELL FAILED" if error else ""), flush=True)
         pages.append(page)
     items = "\n".join(_index_item(page) for page in pages)
     (out_dir / "index.html").write_text(
-        INDEX_TEMPLATE.format(built=time.strftime("%Y-%m-%d %H:%M"), items=items,
-                              mathjax_url=HTMLExporter().mathjax_url), encoding="utf-8")
+        INDEX_TEMPLATE.format(built=time.strftime("%Y-%m-%d %H:%M"), items=items, mathjax_url=mathjax_url),
+        encoding="utf-8")
     return pages
 
 
