@@ -64,7 +64,7 @@ class DetectorConfig:
     rpn_batch_size_per_image: int = 256
     rpn_positive_fraction: float = 0.5
     rpn_pre_nms_top_n_train: int = 600  # paper: 12000
-    rpn_post_nms_top_n_train: int = 300  # paper: 2000 (the head samples 64 RoIs from them)
+    rpn_post_nms_top_n_train: int = 300  # paper: 2000 (the head samples 128 RoIs from them)
     rpn_pre_nms_top_n_test: int = 1000  # paper: 6000
     rpn_post_nms_top_n_test: int = 300  # paper: 300
     rpn_nms_thresh: float = 0.7
@@ -81,7 +81,7 @@ class DetectorConfig:
     head_hidden: int = 256  # paper (VGG-16): 4096
     box_fg_iou_thresh: float = 0.5
     box_bg_iou_thresh: float = 0.5
-    box_batch_size_per_image: int = 64  # paper: 128 (fewer RoIs: a faster CPU step; benchmarks/tune_detector.py)
+    box_batch_size_per_image: int = 128  # paper: 128 (64 lost a point or two: benchmarks/README.md)
     box_positive_fraction: float = 0.5  # paper: 0.25 (more foreground RoIs: the digit classes learn faster)
     bbox_reg_weights: tuple = HEAD_BOX_WEIGHTS
     box_score_thresh: float = 0.05

@@ -183,7 +183,8 @@ def test_rpn_box_loss_weight_scales_the_rpn_box_loss_only():
 
 def test_one_stage_labels_anchors_by_fast_rcnns_rule():
     """Foreground: IoU >= 0.5 with an object, or an object's best anchor, with that object's
-    class; background: the rest (no ignored band); then 64 sampled, up to half foreground."""
+    class; background: the rest (no ignored band); then box_batch_size_per_image sampled, up to half
+    foreground."""
     model = OneStageDetector(small_config())
     anchors = model.anchor_generator((128, 128), (16, 16))
     _, target = random_items(1, seed=3)[0]
@@ -196,8 +197,9 @@ def test_one_stage_labels_anchors_by_fast_rcnns_rule():
     gt_index = (matched[positive][:, None] == target["boxes"][None]).all(-1).float().argmax(1)
     assert torch.equal(classes[positive], target["labels"][gt_index])
     chosen_positive, chosen_negative = model.sampler(classes)
-    assert int(chosen_positive.sum()) == min(32, int(positive.sum()))
-    assert int((chosen_positive | chosen_negative).sum()) == 64
+    per_image = model.config.box_batch_size_per_image
+    assert int(chosen_positive.sum()) == min(per_image // 2, int(positive.sum()))
+    assert int((chosen_positive | chosen_negative).sum()) == per_image
     empty, _ = model.anchor_labels(anchors, torch.zeros(0, 4), torch.zeros(0, dtype=torch.int64))
     assert (empty == 0).all()
 

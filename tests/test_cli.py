@@ -73,3 +73,18 @@ def test_ablations_smoke_run_is_resumable(tmp_path):
     assert (out.parent / "baseline.pt").stat().st_size < 5e6
     stdout = run(*args, cwd=tmp_path)
     assert stdout.count("kept from ablations.json") == len(TRAINING_ROWS)
+
+
+def test_detect_works_out_of_the_box_with_the_shipped_detector(tmp_path):
+    """No --checkpoint and no runs/course/checkpoint.pt: detect uses the course's trained
+    detector that the repository ships (data/results/baseline.pt, a float16 checkpoint),
+    and finds the digits of a test image."""
+    from minifrcnn.data import load_digits
+    image, target = load_digits("test")[0]
+    path = DATA_DIR / "digits" / "test" / "00001.png"
+    stdout = run("detect", str(path), "--out-dir", str(tmp_path / "det"), cwd=tmp_path)
+    assert "using the course's trained detector" in stdout
+    results = json.loads((tmp_path / "det" / "detections.json").read_text())
+    confident = {r["category_id"] for r in results if r["score"] >= 0.5}
+    assert set(target["labels"].tolist()) <= confident  # category id = label = digit + 1
+    assert not (tmp_path / "runs").exists()

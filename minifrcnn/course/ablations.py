@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..data import DATA_DIR, cache, load_digits
+from ..data import CLASS_NAMES, DATA_DIR, cache, load_digits
 from ..detector import RENAMED_FIELDS, DetectorConfig, FasterRCNN
 from ..one_stage import OneStageDetector
 from ..training import TrainSettings, load_checkpoint, train
@@ -250,14 +250,18 @@ def _config(settings):
 
 
 def save_half(model, path):
-    """Save ``model``'s state dict with floating tensors as float16 (half the size);
-    :func:`minifrcnn.training.load_weights` loads it back (``load_state_dict`` converts)."""
+    """Save ``model`` as a checkpoint the command line reads (``python -m minifrcnn detect``
+    uses it when no other is given): its weights with floating tensors as float16 (half the
+    size; ``load_state_dict`` converts them back), its config and the digits' class names.
+    Returns the file's sha256."""
     state = {k: (v.detach().cpu().half() if v.is_floating_point() else v.detach().cpu())
              for k, v in model.state_dict().items()}
+    checkpoint = {"model": state, "config": asdict(model.config),
+                  "data": {"class_names": list(CLASS_NAMES), "category_ids": list(range(1, len(CLASS_NAMES)))}}
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
-    torch.save(state, tmp)
+    torch.save(checkpoint, tmp)
     os.replace(tmp, path)
     return _sha256(path)
 
@@ -302,6 +306,7 @@ def load_baseline(results=None, weights=None, device="cpu"):
     weights = Path(weights or BASELINE_WEIGHTS)
     model = FasterRCNN(_config(results["baseline_weights"]))
     state = load_checkpoint(weights)
+    state = state["model"] if isinstance(state.get("model"), dict) else state  # a checkpoint, or a bare state dict
     model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
     return model.to(device).eval()
 
