@@ -286,7 +286,9 @@ def test_baseline_weights_are_small_and_load_safely():
     assert path.stat().st_size < 5e6
     assert hashlib.sha256(path.read_bytes()).hexdigest() == results["baseline_weights"]["sha256"]
     state = load_checkpoint(path)  # weights_only=True
-    assert all(v.dtype in (torch.float16, torch.int64) for v in state.values())
+    assert all(v.dtype in (torch.float16, torch.int64) for v in state["model"].values())
+    assert state["config"] == DetectorConfig.from_dict(results["baseline_weights"]["config"]).__dict__
+    assert state["data"]["class_names"][1:] == [str(d) for d in range(10)]  # a checkpoint the command line reads
     model = ablations.load_baseline(results)
     assert all(p.dtype == torch.float32 for p in model.parameters()) and not model.training
 

@@ -330,7 +330,7 @@ def test_lesson_runs_and_its_explorer_redraws_in_jupyterlab(sync_api, lab, brows
     assert not errors, f"{notebook}: browser console errors:\n" + "\n".join(errors)
 
 
-def test_site_typesets_formulas_with_the_network_off(sync_api, tmp_path):
+def test_site_typesets_formulas_with_the_network_off(sync_api, browser, tmp_path):
     """``make site`` pages in a classroom without internet: MathJax is copied beside them, so
     with every http(s) request refused, headless Chromium still typesets a lesson's formulas.
     (The explorers need a kernel; on the site their cells show text, online or not.)"""
@@ -346,18 +346,17 @@ def test_site_typesets_formulas_with_the_network_off(sync_api, tmp_path):
     build_site([tmp_path / "98_formulas.ipynb"], tmp_path / "site")
     assert (tmp_path / "site" / "mathjax" / "MathJax.js").is_file()
     refused = []
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
-        try:
-            page = browser.new_page()
-            page.route(re.compile(r"^https?://"), lambda route: (refused.append(route.request.url), route.abort()))
-            for name in ("98_formulas.html", "index.html"):
-                page.goto((tmp_path / "site" / name).as_uri())
-                page.wait_for_function("() => window.MathJax && MathJax.Hub && MathJax.Hub.queue.pending === 0 "
-                                       "&& document.querySelectorAll('.MathJax, .MathJax_CHTML, .MathJax_Display, "
-                                       ".MJXc-display').length > 0", timeout=60_000)
-                assert "$t_x" not in page.inner_text("body"), f"{name}: a formula left as TeX"
-                page.screenshot(path=str(ARTIFACTS.parent / f"site-offline-{name}.png"))
-        finally:
-            browser.close()
+    context = browser.new_context()  # the module's Chromium (one Playwright per thread)
+    try:
+        page = context.new_page()
+        page.route(re.compile(r"^https?://"), lambda route: (refused.append(route.request.url), route.abort()))
+        for name in ("98_formulas.html", "index.html"):
+            page.goto((tmp_path / "site" / name).as_uri())
+            page.wait_for_function("() => window.MathJax && MathJax.Hub && MathJax.Hub.queue.pending === 0 "
+                                   "&& document.querySelectorAll('.MathJax, .MathJax_CHTML, .MathJax_Display, "
+                                   ".MJXc-display').length > 0", timeout=60_000)
+            assert "$t_x" not in page.inner_text("body"), f"{name}: a formula left as TeX"
+            page.screenshot(path=str(ARTIFACTS / f"site-offline-{name}.png"))
+    finally:
+        context.close()
     assert not any("mathjax" in url.lower() for url in refused), f"MathJax was fetched from the network: {refused}"
