@@ -123,3 +123,21 @@ def test_detect_on_image_files_names_the_checkpoints_classes(shapes, tmp_path):
     results = json.loads((out / "det" / "detections.json").read_text())
     assert all(r["image_id"] == 1 and r["category_id"] in (3, 7, 12) for r in results)
     assert (out / "det" / "train_1_detections.png").exists()
+
+
+def test_a_torchvision_backbone_with_local_weights_from_the_command_line(shapes, tmp_path):
+    """--backbone resnet18 --backbone-weights FILE: the file's weights (a whole classifier's state
+    dict, as torchvision saves them) become the backbone's; nothing is downloaded."""
+    from torchvision.models import resnet18
+    train_file, _, folder = shapes
+    torch.manual_seed(3)
+    weights = tmp_path / "resnet18.pth"
+    torch.save(resnet18().state_dict(), weights)
+    out = tmp_path / "run"
+    assert main(["--device", "cpu", "train", "--train", str(train_file), "--images", str(folder / "images"),
+                 "--steps", "1", "--batch-size", "2", "--min-size", "96", "--max-size", "128", "--backbone",
+                 "resnet18", "--backbone-weights", str(weights), "--out", str(out)]) == 0
+    state = load_checkpoint(out / "checkpoint.pt")
+    assert state["config"]["backbone"] == "resnet18" and state["config"]["backbone_weights"] == str(weights)
+    first_conv = torch.load(weights, weights_only=True)["conv1.weight"]
+    assert torch.equal(state["model"]["backbone.0.weight"], first_conv)  # fixed stages keep the file's weights
