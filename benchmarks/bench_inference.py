@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import torch  # noqa: E402
 import torchvision  # noqa: E402
 
-from minifrcnn.compat.torchvision import torchvision_twin  # noqa: E402
+from minifrcnn.compat.torchvision import export_torchvision_weights, torchvision_twin  # noqa: E402
 from minifrcnn.course.ablations import load_baseline, load_results  # noqa: E402
 from minifrcnn.data import cache, load_digits  # noqa: E402
 
@@ -33,18 +33,8 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def twin_with_our_weights(model):
-    """torchvision's detector of the same configuration with ``model``'s weights (the reverse of
-    ``load_torchvision_weights``: its RPN conv is ``conv.0.0`` and its head ``roi_heads``)."""
-    twin = torchvision_twin(model)
-    renames = (("rpn.head.conv.", "rpn.head.conv.0.0."), ("head.", "roi_heads."))
-    state = {}
-    for key, value in model.state_dict().items():
-        for ours, theirs in renames:
-            if key.startswith(ours):
-                key = theirs + key[len(ours):]
-        state[key] = value
-    twin.load_state_dict(state)
-    return twin.eval()
+    """torchvision's detector of the same configuration with ``model``'s weights, in eval mode."""
+    return export_torchvision_weights(model, torchvision_twin(model)).eval()
 
 
 def one_pass(model, batches):

@@ -249,41 +249,40 @@ class CocoDataset:
     def __len__(self):
         return len(self.images)
 
-    def check_images(self):
-        """Every image file exists, is an image and has the size the JSON states (its header is
-        read, not its pixels): a mistake shows before training starts, not at step 500."""
-        for i, entry in enumerate(self.images):
-            path = self.images_dir / entry["file_name"]
-            if not path.is_file():
-                raise FileNotFoundError(f"{path}: no such image (images[{i}] of {self.annotation_file.name} names "
-                                        f"it; check the images folder)")
-            try:
-                with Image.open(path) as file:
-                    size = file.size
-            except OSError:
-                raise ValueError(f"{path}: not an image file PIL can read (images[{i}] of "
-                                 f"{self.annotation_file.name})") from None
-            if size != (entry["width"], entry["height"]):
-                raise ValueError(f"{path} is {size[0]}x{size[1]} pixels but {self.annotation_file.name} says "
-                                 f"{entry['width']}x{entry['height']} (fix the file's width and height)")
-
-    def read_image(self, i):
-        """Image ``i`` as float32 ``(3, H, W)`` in [0, 1], checked against the size the file states."""
+    def _open(self, i):
+        """Image ``i``'s file opened by PIL (its header read, not its pixels), its size checked
+        against the JSON's; a clear error naming the file and the entry otherwise."""
         entry = self.images[i]
         path = self.images_dir / entry["file_name"]
         if not path.is_file():
-            raise FileNotFoundError(f"{path}: no such image (images[{i}] of {self.annotation_file.name} names it; "
-                                    f"check --images)")
+            raise FileNotFoundError(f"{path}: no such image (images[{i}] of {self.annotation_file.name} names "
+                                    f"it; check the images folder)")
         try:
-            with Image.open(path) as file:
-                image = F.to_dtype(F.pil_to_tensor(file.convert("RGB")), torch.float32, scale=True)
+            file = Image.open(path)
         except OSError:
             raise ValueError(f"{path}: not an image file PIL can read (images[{i}] of "
                              f"{self.annotation_file.name})") from None
-        if tuple(image.shape[1:]) != (entry["height"], entry["width"]):
-            raise ValueError(f"{path} is {image.shape[2]}x{image.shape[1]} pixels but {self.annotation_file.name} "
-                             f"says {entry['width']}x{entry['height']} (fix the file's width and height)")
-        return image
+        if file.size != (entry["width"], entry["height"]):
+            file.close()
+            raise ValueError(f"{path} is {file.size[0]}x{file.size[1]} pixels but {self.annotation_file.name} says "
+                             f"{entry['width']}x{entry['height']} (fix the file's width and height)")
+        return file
+
+    def check_images(self):
+        """Every image file exists, is an image and has the size the JSON states (its header is
+        read, not its pixels): a mistake shows before training starts, not at step 500."""
+        for i in range(len(self.images)):
+            self._open(i).close()
+
+    def read_image(self, i):
+        """Image ``i`` as float32 ``(3, H, W)`` in [0, 1], checked against the size the file states."""
+        with self._open(i) as file:
+            try:
+                rgb = file.convert("RGB")
+            except OSError:  # a header PIL reads, pixels it cannot
+                raise ValueError(f"{file.filename}: not an image file PIL can read (images[{i}] of "
+                                 f"{self.annotation_file.name})") from None
+        return F.to_dtype(F.pil_to_tensor(rgb), torch.float32, scale=True)
 
     def __getitem__(self, i):
         target = self.targets[i]

@@ -17,7 +17,7 @@ from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHe
 from torchvision.models.detection.rpn import RPNHead as TvRPNHead
 from torchvision.ops import MultiScaleRoIAlign
 
-__all__ = ["torchvision_twin", "load_torchvision_weights"]
+__all__ = ["torchvision_twin", "load_torchvision_weights", "export_torchvision_weights"]
 
 
 def torchvision_twin(model):
@@ -51,19 +51,31 @@ def torchvision_twin(model):
         box_positive_fraction=c.box_positive_fraction, bbox_reg_weights=c.bbox_reg_weights)
 
 
-def load_torchvision_weights(model, tv_model):
-    """Copy the weights of a torchvision ``FasterRCNN`` of the same configuration (see
-    :func:`torchvision_twin`) into ``model``; returns ``model``.
+# The state-dict names differ in two places only: torchvision's RPN head wraps its 3x3 conv in
+# ``conv.0.0`` and its detection head is ``roi_heads``. (torchvision's prefix, ours)
+_TORCHVISION_NAMES = (("rpn.head.conv.0.0.", "rpn.head.conv."), ("roi_heads.", "head."))
 
-    The names differ in two places only: torchvision's RPN head wraps its 3x3 conv in
-    ``conv.0.0`` and its detection head is ``roi_heads``.
-    """
-    renames = (("rpn.head.conv.0.0.", "rpn.head.conv."), ("roi_heads.", "head."))
-    state = {}
-    for key, value in tv_model.state_dict().items():
+
+def _renamed(state, renames):
+    """``state`` with each key's prefix ``old`` replaced by ``new``, for ``(old, new)`` in ``renames``."""
+    out = {}
+    for key, value in state.items():
         for old, new in renames:
             if key.startswith(old):
                 key = new + key[len(old):]
-        state[key] = value
-    model.load_state_dict(state)
+        out[key] = value
+    return out
+
+
+def load_torchvision_weights(model, tv_model):
+    """Copy the weights of a torchvision ``FasterRCNN`` of the same configuration (see
+    :func:`torchvision_twin`) into ``model``; returns ``model``."""
+    model.load_state_dict(_renamed(tv_model.state_dict(), _TORCHVISION_NAMES))
     return model
+
+
+def export_torchvision_weights(model, tv_model):
+    """The reverse of :func:`load_torchvision_weights`: copy ``model``'s weights into the
+    torchvision ``FasterRCNN`` ``tv_model`` of the same configuration; returns ``tv_model``."""
+    tv_model.load_state_dict(_renamed(model.state_dict(), [(new, old) for old, new in _TORCHVISION_NAMES]))
+    return tv_model
