@@ -1,9 +1,9 @@
 """The classroom tools (minifrcnn/course/editions.py): the student edition and the HTML site.
 
 Kept cheap: every lesson's stubs are checked statically and against its checker (run
-directly, in a namespace built from the lesson's imports and functions, no kernel); the lessons
-that train nothing run for real, student edition beside course edition, top to bottom; one
-lesson (01) is built as HTML.
+directly, in a namespace built from the lesson's imports and functions, no kernel); every
+lesson's student edition runs top to bottom, the lessons that train as quick runs; one lesson (01)
+is built as HTML.
 """
 import ast
 import re
@@ -220,22 +220,24 @@ def stream(cell, name):
     return "".join(o.get("text", "") for o in cell.get("outputs", []) if o.output_type == "stream" and o.name == name)
 
 
-# The lessons whose student edition runs top to bottom in the tests (the training lessons, 04 and
-# 06-10, take minutes each: their stubs and checkers are covered by the static tests above). One of
-# them also runs its course edition, to compare the figures cell by cell; in the others every cell
-# that draws must have drawn.
-RUN_THROUGH = ["00_overview", "01_boxes_and_iou", "02_anchors", "03_anchor_labels", "05_roi_pooling"]
+# The student edition of every lesson runs top to bottom. The lessons that train (04, 06-09) run as quick runs
+# (MINIFRCNN_QUICK_STEPS, minifrcnn.course.quick): a few dozen steps, their checks of what training achieved
+# waiting for a full run. One lesson also runs its course edition, to compare the figures cell by cell; in the
+# others every cell that draws must have drawn.
+RUN_THROUGH = sorted(path.stem for path in LESSONS)
+QUICK_STEPS = "40"
 COMPARE_FIGURES = "01_boxes_and_iou"
 DRAWS = re.compile(r"\b(plt\.(?!rcParams|close)|ax\.|axes\[|show_image\(|draw_\w+\()")
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("lesson", RUN_THROUGH)
-def test_student_edition_runs_through_with_nothing_written(lesson, student_dir):
+def test_student_edition_runs_through_with_nothing_written(lesson, student_dir, monkeypatch):
     """"Run All" on a student notebook in which no exercise is done reaches the last cell: each
     checker says its exercise is not written yet (and raises nothing), the cells after it use
     the package's version, and every figure of the course edition is drawn. Then the solution
     put back into a stub passes its checker, and the lesson goes on with it."""
+    monkeypatch.setenv("MINIFRCNN_QUICK_STEPS", QUICK_STEPS)   # the kernels inherit it
     original = nbformat.read(ROOT / "notebooks" / f"{lesson}.ipynb", as_version=4)
     student = nbformat.read(student_dir / f"{lesson}.ipynb", as_version=4)
     if lesson == COMPARE_FIGURES:

@@ -15,8 +15,14 @@ from torchvision.models.detection._utils import Matcher as TvMatcher  # noqa: E4
 
 from minifrcnn.anchors import AnchorGenerator  # noqa: E402
 from minifrcnn.boxes import BoxCoder, box_iou  # noqa: E402
+from minifrcnn.course.explorers.anchors import inside_image  # noqa: E402
 from minifrcnn.course.explorers.deltas import delta_state, make_delta_playground  # noqa: E402
-from minifrcnn.course.explorers.labels import NO_POSITIVE_COLOR, anchor_label_state, make_label_explorer  # noqa: E402
+from minifrcnn.course.explorers.labels import (  # noqa: E402
+    CROSSING_COLOR,
+    NO_POSITIVE_COLOR,
+    anchor_label_state,
+    make_label_explorer,
+)
 from minifrcnn.data import load_digits  # noqa: E402
 from minifrcnn.matching import Matcher, match_labels  # noqa: E402
 
@@ -140,6 +146,70 @@ def test_explorer_show_checkboxes_and_image(explorer):
     boxes = explorer.state["gt_boxes"]
     assert torch.equal(explorer.state["labels"], expected_labels(boxes, ANCHORS, 0.7, 0.3, True))
     assert explorer.figure.axes[0].get_title().startswith("random boxes")
+
+
+@pytest.mark.parametrize("rule", [True, False])
+@pytest.mark.parametrize("high", [0.7, 0.5])
+def test_simplified_rule_has_no_band(high, rule):
+    """The notes' rule, "everything else is negative", is the matcher with both thresholds at the positive one."""
+    gen = torch.Generator().manual_seed(3)
+    boxes = random_boxes(gen, 5)
+    state = anchor_label_state(boxes, ANCHORS, high, 0.3, rule, band="negative")
+    assert torch.equal(state["labels"], expected_labels(boxes, ANCHORS, high, high, rule))
+    assert state["counts"]["ignored"] == 0 and state["neg_iou"] == high and state["band"] == "negative"
+    paper = anchor_label_state(boxes, ANCHORS, high, 0.3, rule)
+    assert paper["counts"]["positive"] == state["counts"]["positive"]   # the same positives: only the band moves
+    assert state["counts"]["negative"] == paper["counts"]["negative"] + paper["counts"]["ignored"]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_ignoring_border_crossing_anchors(seed):
+    gen = torch.Generator().manual_seed(seed)
+    boxes = random_boxes(gen, 4)
+    inside = inside_image(ANCHORS, (128, 128))
+    kept = anchor_label_state(boxes, ANCHORS, image_size=(128, 128))
+    state = anchor_label_state(boxes, ANCHORS, image_size=(128, 128), ignore_crossing=True)
+    assert torch.equal(state["crossing"], ~inside) and torch.equal(kept["crossing"], ~inside)
+    assert (state["labels"][~inside] == -1).all()
+    # The others are labelled as if the crossing ones were not there (a box's best anchor: its best inside).
+    assert torch.equal(state["labels"][inside], expected_labels(boxes, ANCHORS[inside], 0.7, 0.3, True))
+    assert state["crossing_ignored"] == int((kept["labels"][~inside] != -1).sum()) > 0
+    assert kept["crossing_ignored"] == 0
+    inside_matches = Matcher(0.7, 0.3, True)(box_iou(boxes, ANCHORS[inside]))
+    assert state["positives_per_gt"].tolist() == [int((inside_matches == g).sum()) for g in range(4)]
+    assert anchor_label_state(boxes, ANCHORS)["crossing"].sum() == 0   # no image size: nothing is known to cross
+
+
+def test_bad_rule_arguments_are_refused():
+    boxes = torch.tensor([[10.0, 10.0, 50.0, 60.0]])
+    with pytest.raises(ValueError, match="band must be one of"):
+        anchor_label_state(boxes, ANCHORS, band="positive")
+    with pytest.raises(ValueError, match="ignore_crossing needs the image size"):
+        anchor_label_state(boxes, ANCHORS, ignore_crossing=True)
+
+
+def test_explorer_rule_preset_and_border_toggle(explorer, lesson_image):
+    boxes = lesson_image["boxes"]
+
+    def crossing_collections():
+        target = to_rgba(CROSSING_COLOR, 0.7)
+        return [c for c in explorer.figure.axes[0].collections if isinstance(c, LineCollection)
+                and tuple(c.get_edgecolor()[0]) == pytest.approx(target)]
+
+    assert len(crossing_collections()) == 1 and "2304" not in explorer.figure.axes[0].get_title()
+    assert f"{int((~inside_image(ANCHORS, (128, 128))).sum())} anchors cross the border" in \
+        explorer.figure.axes[0].get_title()
+    explorer.controls["band"].value = "negative"
+    assert explorer.state["counts"] == {"positive": 7, "ignored": 0, "negative": 2063 + 234}
+    assert torch.equal(explorer.state["labels"], expected_labels(boxes, ANCHORS, 0.7, 0.7, True))
+    assert "(simplified: no band)" in explorer.figure.axes[0].get_title()
+    explorer.controls["band"].value = "ignored"
+    explorer.controls["ignore_crossing"].value = True
+    crossing = ~inside_image(ANCHORS, (128, 128))
+    assert (explorer.state["labels"][crossing] == -1).all() and explorer.state["crossing_ignored"] > 0
+    assert f"{explorer.state['crossing_ignored']} of them turned to ignored" in explorer.figure.axes[0].get_title()
+    explorer.controls["show_crossing"].value = False
+    assert crossing_collections() == []
 
 
 @pytest.mark.parametrize("gt", [(64, 64, 32, 32), (70, 50, 20, 45), (10, 120, 4, 90), (100, 30, 120, 8)])
