@@ -2,11 +2,15 @@
 
 JupyterLab is started on 127.0.0.1 (free port, random token) with its own temporary settings,
 and headless Chromium (Debian's ``chromium``, driven by PyPI's ``playwright``; no browser is
-ever downloaded) opens copies of the lessons with an explorer (01-06 and 08), runs every cell from
-the Run menu (the lessons that train as quick runs: ``MINIFRCNN_QUICK_STEPS``, minifrcnn.course.quick),
-moves a slider of the lesson's explorer with the keyboard and checks that:
+ever downloaded) opens the **student editions** (``make student``: exercises not written) of the
+lessons with an explorer (01-06 and 08), runs every cell from the Run menu, as a student's first
+"Run All" does (the lessons that train as quick runs: ``MINIFRCNN_QUICK_STEPS``,
+minifrcnn.course.quick), moves a slider of the lesson's explorer with the keyboard and checks that:
 
-* every code cell ran (each has an execution count) and no cell printed a traceback;
+* every code cell ran (each has an execution count) and no cell printed a traceback: the only
+  stderr output is each checker's "Not yet: ..." (the exercise is not written), and each says that
+  the cells below use minifrcnn's version;
+* every cell that draws has drawn (an image or a widget), with the package's versions standing in;
 * no widget failed to render ("Error displaying widget");
 * the explorer's figure changed after the slider moved (the PNG's bytes differ);
 * the browser console has no errors (the harmless noise that is filtered is listed below).
@@ -34,6 +38,9 @@ from pathlib import Path
 
 import pytest
 
+from minifrcnn.course.editions import STUB_TAG
+from minifrcnn.course.editions import main as student_edition_main
+
 pytestmark = pytest.mark.browser
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -50,6 +57,8 @@ RUN_ALL_TIMEOUT_S = {"01_boxes_and_iou.ipynb": 120, "02_anchors.ipynb": 180, "03
 # run): what this test checks is that every cell runs and every explorer redraws, not what the models learn.
 QUICK_STEPS = "40"
 REDRAW_TIMEOUT_S = 60
+# A cell that draws (as in tests/test_course.py): it must show an image or a widget.
+DRAWS = re.compile(r"\b(plt\.(?!rcParams|close)|ax\.|axes\[|show_image\(|draw_\w+\()")
 
 # Browser console errors that are understood and harmless. Each entry: (pattern, why).
 # Keep this list short and explain every line; anything else fails the test.
@@ -137,14 +146,16 @@ def _stop_process_tree(process, url, token):
 @pytest.fixture(scope="module")
 def lab(sync_api, tmp_path_factory):
     """A JupyterLab serving a temporary folder that holds copies of the lessons (so runs and
-    autosaves never touch ``notebooks/``). Yields ``(base_url, token)``."""
+    autosaves never touch ``notebooks/``): the student editions. Yields ``(base_url, token, folder)``."""
     home = tmp_path_factory.mktemp("jupyterlab")
     root = home / "course"
     root.mkdir()
+    student = home / "student"
+    assert student_edition_main(["student", str(student), "--lessons", str(ROOT / "notebooks")]) == 0
     for name in RUN_ALL_TIMEOUT_S:
         # The lessons import the installed minifrcnn, which finds data/ next to its own
         # source (minifrcnn.data.DATA_DIR): the notebooks alone are enough.
-        shutil.copy(ROOT / "notebooks" / name, root / name)
+        shutil.copy(student / name, root / name)
     _write_lab_settings(home / "lab-settings")
     env = dict(os.environ,
                JUPYTER_CONFIG_DIR=str(home / "config"), JUPYTER_RUNTIME_DIR=str(home / "runtime"),
@@ -167,7 +178,7 @@ def lab(sync_api, tmp_path_factory):
                 break
         else:
             raise RuntimeError(f"JupyterLab did not start: see {log.name}")
-        yield url, token
+        yield url, token, root
     finally:
         if process is not None:
             _stop_process_tree(process, url, token)
@@ -223,8 +234,16 @@ NOTEBOOK_STATE_JS = """() => {
     const collapsed = cells.map(c => !!c.querySelector('.jp-InputPlaceholder'));
     const errors = [...document.querySelectorAll(
         '.jp-NotebookPanel:not(.lm-mod-hidden) .jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]')]
-        .map(e => e.innerText).filter(t => /Error|Traceback/.test(t));
-    return {prompts, collapsed, errors,
+        .map(e => e.innerText).filter(t => /Error|Traceback/.test(t) && !t.startsWith('Not yet: '));
+    const notYet = [...document.querySelectorAll(
+        '.jp-NotebookPanel:not(.lm-mod-hidden) .jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]')]
+        .map(e => e.innerText).filter(t => t.startsWith('Not yet: '));
+    const fallbacks = [...document.querySelectorAll(
+        '.jp-NotebookPanel:not(.lm-mod-hidden) .jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stdout"]')]
+        .filter(e => /until your \\S+ passes/.test(e.innerText)).length;
+    const figures = cells.map(c => c.querySelectorAll(
+        '.jp-OutputArea-output img, .jp-OutputArea-output .jupyter-widgets').length);
+    return {prompts, collapsed, errors, notYet, fallbacks, figures,
             running: prompts.filter(p => p.includes('*')).length,
             done: prompts.filter(p => /\\[\\d+\\]/.test(p)).length};
 }"""
@@ -265,7 +284,7 @@ def _png_bytes(src):
     ("08_full_detector.ipynb", "score >"),             # the detection explorer: the score threshold
 ])
 def test_lesson_runs_and_its_explorer_redraws_in_jupyterlab(sync_api, lab, browser, notebook, slider):
-    url, token = lab
+    url, token, root = lab
     stem = Path(notebook).stem
     console = []
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
@@ -284,15 +303,23 @@ def test_lesson_runs_and_its_explorer_redraws_in_jupyterlab(sync_api, lab, brows
         state = _run_all_cells(sync_api, page, notebook, RUN_ALL_TIMEOUT_S[notebook])
         page.screenshot(path=str(ARTIFACTS / f"{stem}-1-after-run-all.png"))
         assert not state["errors"], f"{notebook}: a cell raised:\n" + "\n---\n".join(state["errors"])
-        # Collapsed solution cells show no prompt: that they ran shows in their checker cells,
-        # which ran without an error. They must be exactly the notebook's collapsed cells.
-        cells = json.loads((ROOT / "notebooks" / notebook).read_text())["cells"]
+        # Collapsed cells show no prompt: they must be exactly the student notebook's collapsed cells
+        # (its stubs are not collapsed: they are the student's to fill in).
+        cells = json.loads((root / notebook).read_text())["cells"]
         cells = [c for c in cells if c["cell_type"] == "code"]
         hidden = [i for i, c in enumerate(cells) if c["metadata"].get("jupyter", {}).get("source_hidden")]
         assert [i for i, h in enumerate(state["collapsed"]) if h] == hidden, f"{notebook}: collapsed cells differ"
         not_run = [i for i, p in enumerate(state["prompts"]) if not re.search(r"\[\d+\]", p) and i not in hidden]
         assert not not_run, f"{notebook}: code cells {not_run} did not run (prompts {state['prompts']})"
         assert page.get_by_text("Error displaying widget").count() == 0, f"{notebook}: a widget failed to render"
+        # Each exercise's checker says it is not written yet, and the lesson went on with the package's version.
+        stubs = sum(STUB_TAG in c["metadata"].get("tags", []) for c in cells)
+        assert stubs and len(state["notYet"]) >= stubs, f"{notebook}: {stubs} stubs, checker notes {state['notYet']}"
+        assert all("is not written yet" in t for t in state["notYet"]), state["notYet"]
+        assert state["fallbacks"] == len(state["notYet"]), f"{notebook}: {state['fallbacks']} 'until your' notes"
+        undrawn = [i for i, c in enumerate(cells) if DRAWS.search("".join(c["source"])) and "def " not in
+                   "".join(c["source"]) and not state["figures"][i]]
+        assert not undrawn, f"{notebook}: code cells {undrawn} draw nothing in the student edition"
 
         # The explorer: the first output holding a slider with this label, and its figure.
         handle = page.locator(".widget-slider", has=page.locator(".widget-label", has_text=re.compile(

@@ -1,9 +1,9 @@
 """The classroom tools (minifrcnn/course/editions.py): the student edition and the HTML site.
 
 Kept cheap: every lesson's stubs are checked statically and against its checker (run
-directly, in a namespace built from the lesson's imports and functions, no kernel); every
-lesson's student edition runs top to bottom, the lessons that train as quick runs; one lesson (01)
-is built as HTML.
+directly, in a namespace built from the lesson's imports and functions, no kernel); the student
+editions of the lessons without an explorer (and 01) run top to bottom here, the others in the
+browser test, the lessons that train as quick runs; one lesson (01) is built as HTML.
 """
 import ast
 import re
@@ -220,14 +220,25 @@ def stream(cell, name):
     return "".join(o.get("text", "") for o in cell.get("outputs", []) if o.output_type == "stream" and o.name == name)
 
 
-# The student edition of every lesson runs top to bottom. The lessons that train (04, 06-09) run as quick runs
-# (MINIFRCNN_QUICK_STEPS, minifrcnn.course.quick): a few dozen steps, their checks of what training achieved
-# waiting for a full run. One lesson also runs its course edition, to compare the figures cell by cell; in the
-# others every cell that draws must have drawn.
-RUN_THROUGH = sorted(path.stem for path in LESSONS)
+# The student edition of every lesson runs top to bottom, "Run All" with nothing written: the lessons with an
+# explorer (01-06, 08) in JupyterLab (tests/test_browser.py), the others here, in a kernel, and lesson 01 in
+# both (here its figures are compared with the course edition's, cell by cell). The lessons that train run as
+# quick runs (MINIFRCNN_QUICK_STEPS, minifrcnn.course.quick): a few dozen steps, their checks of what training
+# achieved waiting for a full run. In the lessons other than 01, every cell that draws must have drawn.
+IN_THE_BROWSER = ["01_boxes_and_iou", "02_anchors", "03_anchor_labels", "04_rpn", "05_roi_pooling",
+                  "06_detection_head", "08_full_detector"]
+RUN_THROUGH = sorted(path.stem for path in LESSONS if path.stem not in IN_THE_BROWSER[1:])
 QUICK_STEPS = "40"
 COMPARE_FIGURES = "01_boxes_and_iou"
 DRAWS = re.compile(r"\b(plt\.(?!rcParams|close)|ax\.|axes\[|show_image\(|draw_\w+\()")
+
+
+def test_every_student_edition_runs_here_or_in_the_browser():
+    tree = ast.parse((ROOT / "tests" / "test_browser.py").read_text())
+    browser = next(ast.literal_eval(node.value) for node in tree.body if isinstance(node, ast.Assign)
+                   and getattr(node.targets[0], "id", "") == "RUN_ALL_TIMEOUT_S")
+    assert sorted(Path(name).stem for name in browser) == IN_THE_BROWSER
+    assert set(RUN_THROUGH) | set(IN_THE_BROWSER) == {path.stem for path in LESSONS}
 
 
 @pytest.mark.slow
