@@ -180,6 +180,12 @@ def test_ignoring_border_crossing_anchors(seed):
     assert anchor_label_state(boxes, ANCHORS)["crossing"].sum() == 0   # no image size: nothing is known to cross
 
 
+def test_an_image_smaller_than_every_anchor_ignores_them_all():
+    boxes = torch.tensor([[2.0, 2.0, 10.0, 12.0]])
+    state = anchor_label_state(boxes, ANCHORS, image_size=(12, 12), ignore_crossing=True)
+    assert state["crossing"].all() and (state["labels"] == -1).all() and state["no_positive"] == [0]
+
+
 def test_bad_rule_arguments_are_refused():
     boxes = torch.tensor([[10.0, 10.0, 50.0, 60.0]])
     with pytest.raises(ValueError, match="band must be one of"):

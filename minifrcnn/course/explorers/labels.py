@@ -80,7 +80,8 @@ def anchor_label_state(gt_boxes, anchors, pos_iou=0.7, neg_iou=0.3, best_anchor_
         # anchor is its best anchor inside the image.
         crossing_ignored = int((crossing & (matches != BETWEEN_THRESHOLDS)).sum())
         matches = torch.full_like(matches, BETWEEN_THRESHOLDS)
-        matches[~crossing] = matcher(iou[:, ~crossing])
+        if (~crossing).any():  # an image smaller than every anchor has none inside
+            matches[~crossing] = matcher(iou[:, ~crossing])
     labels = match_labels(matches)
     num_gt = gt_boxes.shape[0]
     # A ground truth "has" the positive anchors matched to it: those are the anchors whose
