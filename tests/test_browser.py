@@ -363,20 +363,15 @@ def test_lesson_runs_and_its_explorer_redraws_in_jupyterlab(sync_api, lab, brows
     assert not errors, f"{notebook}: browser console errors:\n" + "\n".join(errors)
 
 
-def test_site_typesets_formulas_with_the_network_off(sync_api, browser, tmp_path):
+def test_site_typesets_formulas_with_the_network_off(sync_api, browser, tmp_path, write_lesson):
     """``make site`` pages in a classroom without internet: MathJax is copied beside them, so
     with every http(s) request refused, headless Chromium still typesets a lesson's formulas.
     (The explorers need a kernel; on the site their cells show text, online or not.)"""
-    import nbformat
-
     from minifrcnn.course.editions import build_site
     title = "# Lesson 98 — Formulas\n\n**Learning goals.**\n\n1. read $\\mathrm{IoU}(A, B) = |A \\cap B| / |A \\cup B|$"
-    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell(title),
-                                         nbformat.v4.new_markdown_cell("$$t_x = (x - x_a) / w_a$$"),
-                                         nbformat.v4.new_code_cell("print(2 + 2)")])
-    nb.metadata.kernelspec = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nbformat.write(nb, tmp_path / "98_formulas.ipynb")
-    build_site([tmp_path / "98_formulas.ipynb"], tmp_path / "site")
+    lesson = write_lesson("98_formulas.ipynb", title, ("markdown", "$$t_x = (x - x_a) / w_a$$"),
+                          ("code", "print(2 + 2)"))
+    build_site([lesson], tmp_path / "site")
     assert (tmp_path / "site" / "mathjax" / "MathJax.js").is_file()
     refused = []
     context = browser.new_context()  # the module's Chromium (one Playwright per thread)

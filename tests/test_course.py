@@ -334,14 +334,10 @@ def test_html_site_of_one_lesson(tmp_path):
 
 
 @pytest.mark.slow
-def test_build_site_marks_a_lesson_whose_cell_fails(tmp_path):
-    title = "# Lesson 99 — Broken\n\n**Learning goals.**\n\n1. fail"
-    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell(title),
-                                         nbformat.v4.new_code_cell("import sys\nprint('before', sys.executable)"),
-                                         nbformat.v4.new_code_cell("1 / 0")])
-    nb.metadata.kernelspec = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nbformat.write(nb, tmp_path / "99_broken.ipynb")
-    pages = build_site([tmp_path / "99_broken.ipynb"], tmp_path / "site")
+def test_build_site_marks_a_lesson_whose_cell_fails(tmp_path, write_lesson):
+    lesson = write_lesson("99_broken.ipynb", "# Lesson 99 — Broken\n\n**Learning goals.**\n\n1. fail",
+                          ("code", "import sys\nprint('before', sys.executable)"), ("code", "1 / 0"))
+    pages = build_site([lesson], tmp_path / "site")
     assert pages[0]["title"] == "Lesson 99 — Broken" and "ZeroDivisionError" in pages[0]["error"]
     assert f"before {sys.executable}" in (tmp_path / "site" / "99_broken.html").read_text(), "this Python's kernel"
     assert "a cell failed" in (tmp_path / "site" / "index.html").read_text()
