@@ -8,12 +8,12 @@ STAMP := $(VENV)/.installed
 # Extra pytest options, e.g. make test PYTEST_ARGS="-x -k boxes"
 PYTEST_ARGS ?=
 
-.PHONY: lab lint test test-fast test-package test-notebooks student site grade clean-venv gpu-bundle gpu-dry-run
+.PHONY: lab lint test test-fast test-package test-notebooks student site grade nbgrader-course clean-venv gpu-bundle gpu-dry-run
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[course,test,data]"
+	$(PY) -m pip install --quiet -e ".[course,test,data,classroom]"
 	touch $(STAMP)
 
 # Extra JupyterLab options, e.g. make lab LAB_ARGS="--no-browser --port 8890". As root (a
@@ -61,6 +61,12 @@ grade: $(STAMP)
 
 site: $(STAMP)
 	$(PY) -m minifrcnn.course html site $(SITE_LESSONS)
+
+# The lessons as nbgrader assignments (docs/teaching.md, "Running it on a JupyterHub"): an nbgrader
+# course folder, one assignment per lesson, e.g. make nbgrader-course NBGRADER_COURSE=~/minifrcnn-course
+NBGRADER_COURSE ?= nbgrader-course
+nbgrader-course: $(STAMP)
+	$(PY) -m minifrcnn.course nbgrader $(NBGRADER_COURSE)
 
 clean-venv:
 	rm -rf $(VENV)

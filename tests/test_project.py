@@ -80,7 +80,7 @@ def test_notebook_has_goals_exercise_and_summary(path):
 def test_environment_yml_lists_the_same_dependencies_as_pyproject():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     wanted = dict(requirement_name_and_spec(r) for r in project["dependencies"])
-    for extra in ("course", "test", "data"):
+    for extra in ("course", "test", "data", "classroom"):
         wanted.update(requirement_name_and_spec(r) for r in project["optional-dependencies"][extra])
     wanted = {CONDA_NAMES.get(name, name): spec for name, spec in wanted.items()}
     env = yaml.safe_load((ROOT / "environment.yml").read_text())

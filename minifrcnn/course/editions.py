@@ -3,6 +3,7 @@
     python -m minifrcnn.course student OUTDIR             # every lesson, solutions stubbed
     python -m minifrcnn.course html OUTDIR [NOTEBOOK...]  # execute lessons, write HTML + index
     python -m minifrcnn.course grade NOTEBOOK...          # run a learner's notebooks, score their checkers
+    python -m minifrcnn.course nbgrader COURSE_DIR        # the lessons as nbgrader assignments
 
 The student edition replaces every cell tagged ``solution`` by a stub: the function's
 ``def`` line (and its docstring and leading comments) stay, the body becomes a ``TODO`` and
@@ -27,7 +28,6 @@ import nbformat
 LESSONS_DIR = Path(__file__).resolve().parents[2] / "notebooks"
 SOLUTION_TAG = "solution"
 STUB_TAG = "exercise-stub"
-STUB_MESSAGE = "exercise stub: fill in the TODO in {name}"
 STUDENT_NOTE = ("\n\n> **Student edition.** The exercise cells are stubs: each says `TODO` and raises "
                 "`NotImplementedError`. Write the code there, then run the checker cell below it; it tells "
                 "you which case fails and why. Until your function passes, the cells after it use the "
@@ -56,10 +56,28 @@ def is_solution(cell):
 
 # --------------------------------------------------------------------------------------------
 # Student edition
+#
+# A solution cell becomes a stub in two steps, the second of which is nbgrader's own rule: first
+# its answers are marked as solution regions (mark_solution: every function's body, and any code
+# that is not a function, between ### BEGIN SOLUTION and ### END SOLUTION), then each region is
+# replaced by CODE_STUB (clear_solutions). `make student` does both here; the nbgrader course
+# (write_nbgrader_course) ships the marked cells and lets `nbgrader generate_assignment` do the
+# second step with the same CODE_STUB, so both give the same student notebooks.
 
-def _stub_function(node, lines, indent=""):
-    """Source lines of a stub for the function ``node``: decorators, signature, the comments
-    between signature and body, and the docstring kept; the body a TODO and a raise."""
+BEGIN_SOLUTION = "### BEGIN SOLUTION"
+END_SOLUTION = "### END SOLUTION"
+CODE_STUB = 'raise NotImplementedError("exercise stub: fill in the TODO")'
+
+
+def _todo(indent, what, then):
+    return [f"{indent}# TODO: write {what} (the exercise above says {then}),",
+            f"{indent}# in place of the raise below, then run the checker cell under this one."]
+
+
+def _mark_function(node, lines, indent=""):
+    """Source lines of the function ``node`` with its body marked as a solution region:
+    decorators, signature, the comments between signature and body, and the docstring stay
+    outside it."""
     first = node.decorator_list[0].lineno if node.decorator_list else node.lineno
     body = node.body[0]
     has_docstring = (isinstance(body, ast.Expr) and isinstance(body.value, ast.Constant)
@@ -67,81 +85,117 @@ def _stub_function(node, lines, indent=""):
     before_body = lines[body.lineno - 1].encode()[:body.col_offset].decode()  # col_offset counts UTF-8 bytes
     if before_body.strip():
         # the body starts on the signature's last line ("def f(x): return x"): cut it there
-        kept = lines[first - 1:body.lineno - 1] + [before_body.rstrip()]
         body_indent = indent + "    "
+        kept = lines[first - 1:body.lineno - 1] + [before_body.rstrip()]
+        answer = [body_indent + lines[body.lineno - 1].encode()[body.col_offset:].decode()]
+        answer += lines[body.lineno:node.end_lineno]
     else:
         # the signature and the comments under it end where the first statement starts; a
         # docstring is kept whole
-        kept = lines[first - 1:body.end_lineno if has_docstring else body.lineno - 1]
         body_indent = before_body
-    name = node.name
-    return kept + [
-        f"{body_indent}# TODO: write {name} (the exercise above says what it takes and returns),",
-        f"{body_indent}# then run the checker cell below.",
-        f'{body_indent}raise NotImplementedError("{STUB_MESSAGE.format(name=name)}")',
-    ]
+        end_kept = body.end_lineno if has_docstring else body.lineno - 1
+        kept, answer = lines[first - 1:end_kept], lines[end_kept:node.end_lineno]
+    return (kept + _todo(body_indent, node.name, "what it takes and returns")
+            + [body_indent + BEGIN_SOLUTION] + answer + [body_indent + END_SOLUTION])
 
 
-def _stub_class(node, lines):
-    """A class with every method stubbed; its header, docstring and attributes kept."""
+def _mark_class(node, lines):
+    """A class with every method's body marked; its header, docstring and attributes kept."""
     def first_line(n):  # a decorated definition starts at its first decorator
         return n.decorator_list[0].lineno if getattr(n, "decorator_list", None) else n.lineno
 
     out = lines[first_line(node) - 1:first_line(node.body[0]) - 1]
     for item in node.body:
         if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef)):
-            out += _stub_function(item, lines, indent=" " * item.col_offset)
+            out += _mark_function(item, lines, indent=" " * item.col_offset)
         else:
             out += lines[item.lineno - 1:item.end_lineno]
     return out
 
 
-def stub_source(source):
-    """The student version of a solution cell's ``source``.
+def mark_solution(source):
+    """A solution cell's ``source`` with its answers between ``### BEGIN SOLUTION`` and
+    ``### END SOLUTION``, as nbgrader marks them.
 
-    Imports are kept; functions (and classes' methods) become stubs with their ``def`` lines;
-    anything else in the cell is left for the learner to write, with a TODO and a raise at the
-    end. A cell that is not plain Python (a magic) becomes a TODO and a raise.
+    Imports stay outside; so do a function's (or a class's methods') ``def`` lines, the comments
+    under them and their docstrings; the bodies are solution regions, each after a TODO that
+    names the function. Any other code is left for the learner to write: each run of it is a
+    region. A cell that is not plain Python (a magic) is one region.
 
     Returns:
-        (str, list of str): the stub's source and the names of the stubbed functions.
+        (str, list of str): the marked source and the names of the functions in it.
     """
     try:
         tree = ast.parse(source)
     except SyntaxError:
         tree = None
-    whole_cell = ("# TODO: write this cell (the exercise above says what it must do).\n"
-                  f'raise NotImplementedError("{STUB_MESSAGE.format(name="this cell")}")')
     if tree is None:
-        return whole_cell, []
+        return "\n".join(_todo("", "this cell", "what it must do") + [BEGIN_SOLUTION, source.rstrip("\n"),
+                                                                       END_SOLUTION]), []
     lines = source.splitlines()
-    out, names, dropped = [], [], False
+    functions = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+    what = "the rest of this cell" if any(isinstance(n, functions) for n in tree.body) else "this cell"
+    out, names, run = [], [], []
+
+    def add(block):
+        out.extend(([""] if out else []) + block)
+
+    def end_run():
+        if run:
+            add(_todo("", what, "what it must do") + [BEGIN_SOLUTION] + run + [END_SOLUTION])
+            run.clear()
+
     for node in tree.body:
         if isinstance(node, (ast.Import, ast.ImportFrom)):
-            out += lines[node.lineno - 1:node.end_lineno]
+            end_run()
+            out.extend(lines[node.lineno - 1:node.end_lineno])
         elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-            if out:
-                out.append("")
-            out += _stub_function(node, lines)
+            end_run()
+            add(_mark_function(node, lines))
             names.append(node.name)
         elif isinstance(node, ast.ClassDef):
-            if out:
-                out.append("")
-            out += _stub_class(node, lines)
+            end_run()
+            add(_mark_class(node, lines))
             names += [item.name for item in node.body if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef))]
         else:
-            dropped = True
-    if not names:  # nothing to keep but the imports
-        return "".join(line + "\n" for line in out) + whole_cell, names
-    if dropped:
-        out += ["", "# TODO: write the rest of this cell (the exercise above says what it must do),",
-                "# then delete this raise.",
-                f'raise NotImplementedError("{STUB_MESSAGE.format(name="this cell")}")']
+            run.extend(lines[node.lineno - 1:node.end_lineno])
+    end_run()
+    if not names and BEGIN_SOLUTION not in out:  # nothing but imports (or nothing): the learner writes the cell
+        add(_todo("", what, "what it must do") + [BEGIN_SOLUTION, END_SOLUTION])
     return "\n".join(out), names
 
 
-def student_notebook(nb):
-    """A copy of notebook ``nb`` with its solution cells stubbed and its outputs cleared."""
+def clear_solutions(marked, code_stub=CODE_STUB):
+    """Every solution region of ``marked`` replaced by ``code_stub``, indented as its
+    ``### BEGIN SOLUTION`` line: nbgrader's rule (its ``ClearSolutions`` preprocessor)."""
+    out, inside = [], False
+    for line in marked.split("\n"):
+        if "BEGIN SOLUTION" in line:
+            indent = line[:len(line) - len(line.lstrip())]
+            out += [indent + stub_line for stub_line in code_stub.split("\n")]
+            inside = True
+        elif "END SOLUTION" in line:
+            inside = False
+        elif not inside:
+            out.append(line)
+    return "\n".join(out)
+
+
+def stub_source(source):
+    """The student version of a solution cell's ``source``: :func:`mark_solution`, then
+    :func:`clear_solutions`. Every answer becomes a TODO and ``raise NotImplementedError``.
+
+    Returns:
+        (str, list of str): the stub's source and the names of the stubbed functions.
+    """
+    marked, names = mark_solution(source)
+    return clear_solutions(marked), names
+
+
+def _edition(nb, solution_cell):
+    """A copy of lesson ``nb`` as the learner gets it: outputs cleared, the notes that say where
+    the solutions are rewritten, ``report_failures()`` in the first code cell; each solution cell
+    rewritten by ``solution_cell(cell)`` and tagged ``exercise-stub`` instead of ``solution``."""
     nb = nbformat.from_dict(nb)  # a deep copy
     for cell in nb.cells:
         if cell.cell_type == "code":
@@ -149,7 +203,7 @@ def student_notebook(nb):
         if cell.cell_type == "markdown" and SOLUTION_NOTE in cell.source:
             cell.source = cell.source.replace(SOLUTION_NOTE, STUB_NOTE)
         if is_solution(cell):
-            cell.source, _ = stub_source(cell.source)
+            solution_cell(cell)
             tags = [t for t in cell.metadata.get("tags", []) if t != SOLUTION_TAG]
             cell.metadata["tags"] = tags + [STUB_TAG]
             cell.metadata.get("jupyter", {}).pop("source_hidden", None)  # the stub is the learner's to see
@@ -159,6 +213,15 @@ def student_notebook(nb):
     first_code = next((c for c in nb.cells if c.cell_type == "code"), None)
     if first_code is not None:
         first_code.source = first_code.source.rstrip() + REPORT_FAILURES
+    return nb
+
+
+def student_notebook(nb):
+    """A copy of notebook ``nb`` with its solution cells stubbed and its outputs cleared."""
+    def stub(cell):
+        cell.source, _ = stub_source(cell.source)
+
+    nb = _edition(nb, stub)
     nb.metadata["minifrcnn"] = {"edition": "student"}
     return nb
 
@@ -446,6 +509,11 @@ def main(argv=None):
     grading = commands.add_parser("grade", help="run notebooks top to bottom and score their checkers")
     grading.add_argument("notebooks", nargs="+", type=Path, help="a learner's notebooks (e.g. their student/*.ipynb)")
     grading.add_argument("--timeout", type=int, default=CELL_TIMEOUT, help="seconds per cell (default: %(default)s)")
+    course = commands.add_parser("nbgrader", help="write the lessons as an nbgrader course (one assignment each)")
+    course.add_argument("course_dir", type=Path)
+    course.add_argument("--lessons", type=Path, default=LESSONS_DIR,
+                        help="folder of the lessons (default: %(default)s)")
+    course.add_argument("--points", type=float, default=1, help="points per checker cell (default: %(default)s)")
     args = parser.parse_args(argv)
 
     if args.command == "grade":
@@ -454,6 +522,13 @@ def main(argv=None):
             print(f"error: no such notebook: {', '.join(missing)}", file=sys.stderr)
             return 2
         grade(args.notebooks, args.timeout)
+        return 0
+    if args.command == "nbgrader":
+        from .nbgrader_course import write_nbgrader_course
+
+        written = write_nbgrader_course(args.course_dir, args.lessons, args.points)
+        print(f"wrote {len(written)} nbgrader assignments to {args.course_dir}/source/; "
+              f"next: cd {args.course_dir} && nbgrader generate_assignment {written[0].stem}")
         return 0
     if args.command == "student":
         written = make_student_edition(args.lessons, args.out_dir)
