@@ -111,8 +111,10 @@ def test_the_command_line_writes_the_course_and_keeps_a_teachers_config(tmp_path
     config.write_text(config.read_text() + "c.Exchange.root = '/srv/nbgrader/exchange'\n")
     write_nbgrader_course(tmp_path, ROOT / "notebooks")
     assert "/srv/nbgrader/exchange" in config.read_text(), "a teacher's edits survive a rewrite"
-    with pytest.raises(FileNotFoundError, match="no lessons"):
-        write_nbgrader_course(tmp_path, tmp_path / "nowhere")
+    assert main(["nbgrader", str(tmp_path), "--points", "0"]) == 2
+    assert "more than 0 points" in capsys.readouterr().err
+    assert main(["nbgrader", str(tmp_path), "--lessons", str(tmp_path / "nowhere")]) == 2
+    assert capsys.readouterr().err.startswith("error: no lessons (NN_name.ipynb) in ")
 
 
 # --------------------------------------------------------------------------------------------

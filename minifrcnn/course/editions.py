@@ -192,7 +192,7 @@ def stub_source(source):
     return clear_solutions(marked), names
 
 
-def _edition(nb, solution_cell):
+def learner_edition(nb, solution_cell):
     """A copy of lesson ``nb`` as the learner gets it: outputs cleared, the notes that say where
     the solutions are rewritten, ``report_failures()`` in the first code cell; each solution cell
     rewritten by ``solution_cell(cell)`` and tagged ``exercise-stub`` instead of ``solution``."""
@@ -221,7 +221,7 @@ def student_notebook(nb):
     def stub(cell):
         cell.source, _ = stub_source(cell.source)
 
-    nb = _edition(nb, stub)
+    nb = learner_edition(nb, stub)
     nb.metadata["minifrcnn"] = {"edition": "student"}
     return nb
 
@@ -515,7 +515,14 @@ def main(argv=None):
                         help="folder of the lessons (default: %(default)s)")
     course.add_argument("--points", type=float, default=1, help="points per checker cell (default: %(default)s)")
     args = parser.parse_args(argv)
+    try:
+        return _run(args)
+    except FileNotFoundError as exc:  # no lessons where --lessons points
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
 
+
+def _run(args):
     if args.command == "grade":
         missing = [str(p) for p in args.notebooks if not p.is_file()]
         if missing:
@@ -525,6 +532,10 @@ def main(argv=None):
         return 0
     if args.command == "nbgrader":
         from .nbgrader_course import write_nbgrader_course
+
+        if not args.points > 0:
+            print(f"error: --points {args.points:g}: each checker must be worth more than 0 points", file=sys.stderr)
+            return 2
 
         written = write_nbgrader_course(args.course_dir, args.lessons, args.points)
         print(f"wrote {len(written)} nbgrader assignments to {args.course_dir}/source/; "

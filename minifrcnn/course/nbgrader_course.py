@@ -23,7 +23,7 @@ from pathlib import Path
 
 import nbformat
 
-from .editions import CELL_TIMEOUT, CHECKER_CELL, CODE_STUB, _edition, lessons, mark_solution
+from .editions import CELL_TIMEOUT, CHECKER_CELL, CODE_STUB, learner_edition, lessons, mark_solution
 
 COURSE_ID = "minifrcnn"
 SCHEMA_VERSION = 3  # nbgrader's cell metadata format (nbgrader 0.9)
@@ -64,7 +64,7 @@ def nbgrader_notebook(nb, points=1):
         cell.source, names = mark_solution(cell.source)
         cell.metadata["nbgrader"] = _cell_meta(unique(f"write_{names[0] if names else 'cell'}"), solution=True)
 
-    nb = _edition(nb, mark)
+    nb = learner_edition(nb, mark)
     first_code = next((c for c in nb.cells if c.cell_type == "code"), None)
     if first_code is not None and "nbgrader" not in first_code.metadata:
         first_code.metadata["nbgrader"] = _cell_meta(unique("setup"), locked=True)
