@@ -539,7 +539,8 @@ def _run(args):
 
         written = write_nbgrader_course(args.course_dir, args.lessons, args.points)
         print(f"wrote {len(written)} nbgrader assignments to {args.course_dir}/source/; "
-              f"next: cd {args.course_dir} && nbgrader generate_assignment {written[0].stem}")
+              f"next, where nbgrader is installed (e.g. source .venv/bin/activate): cd {args.course_dir} && "
+              f"nbgrader generate_assignment {written[0].stem}")
         return 0
     if args.command == "student":
         written = make_student_edition(args.lessons, args.out_dir)
