@@ -325,16 +325,26 @@ def test_every_lesson_has_a_title_and_learning_goals_for_the_index(path):
 
 
 @pytest.mark.slow
-def test_html_site_of_one_lesson(tmp_path):
-    lesson = ROOT / "notebooks" / "01_boxes_and_iou.ipynb"
-    assert main(["html", str(tmp_path), str(lesson)]) == 0
-    page = (tmp_path / "01_boxes_and_iou.html").read_text()
-    assert page.count('src="data:image/png;base64,') >= 5, "the figures are embedded PNGs"
+def test_html_site_of_one_lesson(tmp_path, write_lesson):
+    """A small lesson in the course's form (the lessons themselves run under nbval): its title, learning
+    goals, a formula, figures and an exercise with its checker."""
+    lesson = write_lesson(
+        "01_boxes.ipynb", "# Lesson 01 — Boxes and IoU\n\n**Learning goals.** By the end\n\n1. compute IoU\n"
+        "2. read $\\frac{|A \\cap B|}{|A \\cup B|}$",
+        ("code", "%matplotlib inline\nimport matplotlib.pyplot as plt\nimport torch\n\n"
+                 "from minifrcnn.course.exercises import checked\n"
+                 "from minifrcnn.course.exercises.boxes import check_box_area"),
+        ("code", "def my_box_area(boxes):\n    return (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])"),
+        ("code", "my_box_area = checked(my_box_area, check_box_area)"),
+        ("code", "for k in range(2):\n    plt.figure(figsize=(2, 2))\n    plt.plot([0, k])\n    plt.show()"))
+    assert main(["html", str(tmp_path / "site"), str(lesson)]) == 0
+    page = (tmp_path / "site" / "01_boxes.html").read_text()
+    assert page.count('src="data:image/png;base64,') == 2, "the figures are embedded PNGs"
     assert 'src="data:image/svg+xml' not in page and "<svg" not in page, "no SVG figures"
     assert "<title>Lesson 01 — Boxes and IoU</title>" in page
     assert "Well done" in page, "the lesson ran, its checkers too"
-    index = (tmp_path / "index.html").read_text()
-    assert 'href="01_boxes_and_iou.html"' in index and "Lesson 01" in index and "Boxes and IoU" in index
+    index = (tmp_path / "site" / "index.html").read_text()
+    assert 'href="01_boxes.html"' in index and "Lesson 01" in index and "Boxes and IoU" in index
     assert "Learning goals" in index and "<ol" in index
 
 
