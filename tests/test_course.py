@@ -307,6 +307,12 @@ def test_grade_scores_a_learners_notebook_by_its_checkers(student_dir, tmp_path,
     assert printed[2].split()[:3] == ["not", "yet", "my_iou"] and "not written yet" in printed[2]
 
 
+def test_student_edition_of_a_folder_without_lessons_is_a_one_line_error(tmp_path, capsys):
+    assert main(["student", str(tmp_path / "out"), "--lessons", str(tmp_path)]) == 2
+    assert capsys.readouterr().err == f"error: no lessons (NN_name.ipynb) in {tmp_path}\n"
+    assert not (tmp_path / "out").exists(), "nothing written"
+
+
 def test_grade_names_a_missing_notebook(tmp_path, capsys):
     assert main(["grade", str(tmp_path / "nobody.ipynb")]) == 2
     assert capsys.readouterr().err.strip() == f"error: no such notebook: {tmp_path / 'nobody.ipynb'}"

@@ -45,8 +45,12 @@ CELL_TIMEOUT = 600  # seconds per cell when executing lessons: lesson 04 and lat
 
 
 def lessons(src_dir=LESSONS_DIR):
-    """The lessons' notebooks ``NN_name.ipynb`` in ``src_dir``, in course order."""
-    return sorted(Path(src_dir).glob("[0-9][0-9]_*.ipynb"))
+    """The lessons' notebooks ``NN_name.ipynb`` in ``src_dir``, in course order; a folder with none is
+    an error (``FileNotFoundError``): the command line says so in one line."""
+    found = sorted(Path(src_dir).glob("[0-9][0-9]_*.ipynb"))
+    if not found:
+        raise FileNotFoundError(f"no lessons (NN_name.ipynb) in {src_dir}")
+    return found
 
 
 def is_solution(cell):
@@ -232,17 +236,16 @@ def make_student_edition(src_dir, out_dir):
     Returns:
         list of Path: the notebooks written, in course order.
     """
+    paths = lessons(src_dir)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
-    for path in lessons(src_dir):
+    for path in paths:
         nb = student_notebook(nbformat.read(path, as_version=4))
         nbformat.validate(nb)
         target = out_dir / path.name
         nbformat.write(nb, target)
         written.append(target)
-    if not written:
-        raise FileNotFoundError(f"no lessons (NN_name.ipynb) in {src_dir}")
     return written
 
 

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import nbformat
 
-from .editions import CELL_TIMEOUT, CHECKER_CELL, CODE_STUB, learner_edition, lessons, mark_solution
+from .editions import CELL_TIMEOUT, CHECKER_CELL, CODE_STUB, LESSONS_DIR, learner_edition, lessons, mark_solution
 
 COURSE_ID = "minifrcnn"
 SCHEMA_VERSION = 3  # nbgrader's cell metadata format (nbgrader 0.9)
@@ -76,7 +76,7 @@ def nbgrader_notebook(nb, points=1):
     return nb
 
 
-def write_nbgrader_course(course_dir, src_dir=None, points=1):
+def write_nbgrader_course(course_dir, src_dir=LESSONS_DIR, points=1):
     """Write ``course_dir/nbgrader_config.py`` and one nbgrader assignment per lesson of
     ``src_dir`` (default: the course's) under ``course_dir/source/``. An existing
     ``nbgrader_config.py`` is kept (a teacher may have edited it).
@@ -85,9 +85,7 @@ def write_nbgrader_course(course_dir, src_dir=None, points=1):
         list of Path: the source notebooks written, in course order.
     """
     course_dir = Path(course_dir)
-    paths = lessons(src_dir) if src_dir is not None else lessons()
-    if not paths:
-        raise FileNotFoundError(f"no lessons (NN_name.ipynb) in {src_dir}")
+    paths = lessons(src_dir)
     course_dir.mkdir(parents=True, exist_ok=True)
     config = course_dir / "nbgrader_config.py"
     if not config.exists():
