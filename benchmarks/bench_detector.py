@@ -5,7 +5,7 @@ For each seed, three detectors train on the course digits' train split (cached i
 and are scored on the test split:
 
 * **minifrcnn**: ``FasterRCNN(DetectorConfig.course())`` trained with ``TrainSettings()``,
-  the course's recipe (lesson 08): the pretrained backbone, fine-tuned;
+  the course's recipe (lesson 09): the pretrained backbone, fine-tuned;
 * **torchvision**: torchvision's ``FasterRCNN`` with the same configuration
   (``torchvision_twin``), the same initial weights (the pretrained backbone and the same
   head: its weights are copied into ours by ``load_torchvision_weights``), the same
@@ -72,7 +72,7 @@ CONFIG_FIELDS = {f.name: f for f in fields(DetectorConfig)}
 TRAIN_FIELDS = {f.name: f for f in fields(TrainSettings)}
 NAMES = ("minifrcnn", "torchvision")
 QUICK_TRAIN_IMAGES = 64  # --quick trains on the first 64 training images (decoding all 1,200 takes ~25 s)
-# The course's recipe before the pretrained backbone (lesson 07 of 2026-11-29): trained from scratch on the
+# The course's recipe before the pretrained backbone (lesson 08 of 2026-11-29): trained from scratch on the
 # images at their 128 px, anchors 16 / 32 / 64, 1,000 steps (test mAP@0.5 0.741 then, seed 0).
 OLD_RECIPE = {"config": {"min_size": 128, "max_size": 128, "anchor_sizes": (16, 32, 64), "backbone_weights": None,
                          "backbone_frozen_stages": 0},

@@ -6,11 +6,11 @@
     python -m minifrcnn pretrain [--out data/pretrained/small_backbone.pt] [--steps N]
     python -m minifrcnn ablations [--out data/results/ablations.json] [--steps N] [--seeds 0 1 2]
 
-Defaults train lesson 08's detector exactly (DetectorConfig.course(), TrainSettings()) on the
+Defaults train lesson 09's detector exactly (DetectorConfig.course(), TrainSettings()) on the
 course's digits (data/digits) and write into runs/course/: the checkpoint (resumable), the
 loss history and metrics as JSON, and annotated images. ``pretrain`` regenerates the
-pretrained backbone (lesson 07); ``ablations`` trains the paper's training-time ablations
-(lesson 10; over an hour per seed on 2 CPU cores), resumable run by run; see
+pretrained backbone (lesson 08); ``ablations`` trains the paper's training-time ablations
+(lesson 11; over an hour per seed on 2 CPU cores), resumable run by run; see
 ``minifrcnn.course.ablations``.
 
 A mistake on the command line (a missing or unreadable file, a checkpoint of something else,
@@ -30,7 +30,7 @@ DEFAULT_OUT = Path("runs/course")
 
 
 def _shipped_detector():
-    """The course's trained detector that the repository ships (lesson 10's baseline)."""
+    """The course's trained detector that the repository ships (lesson 11's baseline)."""
     from .data import DATA_DIR
     return DATA_DIR / "results" / "baseline.pt"
 
@@ -426,14 +426,14 @@ def main(argv=None):
     detect.add_argument("--score", type=float, default=0.5, help="smallest score drawn")
     from .data import DATA_DIR
     from .pretrain import PRETRAINED_FILE, PretrainSettings
-    pretrain = commands.add_parser("pretrain", help="pretrain the backbone as a digit classifier (lesson 07) and "
+    pretrain = commands.add_parser("pretrain", help="pretrain the backbone as a digit classifier (lesson 08) and "
                                    "write its weights (default: the course's file, which detectors load)")
     pretrain.add_argument("--out", type=Path, default=PRETRAINED_FILE)
     pretrain.add_argument("--steps", type=int, default=None,
                           help=f"classifier training steps (default {PretrainSettings().steps})")
     pretrain.add_argument("--threads", type=int, default=1, help="torch threads (the shipped file: 1)")
     ablations = commands.add_parser("ablations", help="train and score the paper's training-time ablations "
-                                    "(lesson 10); resumable: trainings already in OUT with the same settings are kept")
+                                    "(lesson 11); resumable: trainings already in OUT with the same settings are kept")
     ablations.add_argument("--out", type=Path, default=DATA_DIR / "results" / "ablations.json",
                            help="results file; the baseline's weights go beside it (baseline.pt)")
     ablations.add_argument("--steps", type=int, default=None,

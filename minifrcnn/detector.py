@@ -52,7 +52,7 @@ class DetectorConfig:
     backbone_channels: tuple = (32, 64, 128)  # SmallBackbone stages (stride 2 ** len)
     backbone_blocks: tuple = (1, 2, 2)
     # Pretrained backbone weights (section 3.1.3: ImageNet): "digits", the course's classifier pretrained on the
-    # training digits (data/pretrained/small_backbone.pt, minifrcnn.pretrain; lesson 07), a weights file, or
+    # training digits (data/pretrained/small_backbone.pt, minifrcnn.pretrain; lesson 08), a weights file, or
     # None: random weights (from scratch)
     backbone_weights: str = "digits"
     backbone_frozen_stages: int = 2  # the first stages, fixed while fine-tuning; paper (VGG-16): 2 (conv1, conv2)
@@ -69,12 +69,12 @@ class DetectorConfig:
     rpn_post_nms_top_n_test: int = 300  # paper: 300
     rpn_nms_thresh: float = 0.7
     rpn_min_box_size: float = 1e-3  # paper: 16 px (at the 600 px scale)
-    rpn_box_loss_weight: float = 1.0  # x torchvision's box loss; 1 ~ the paper's lambda = 10 (lesson 10)
-    # RoI op (section 3.2; lesson 05)
+    rpn_box_loss_weight: float = 1.0  # x torchvision's box loss; 1 ~ the paper's lambda = 10 (lesson 11)
+    # RoI op (section 3.2; lesson 06)
     roi_op: str = "align"  # paper: "pool"
     roi_output_size: int = 7
     roi_sampling_ratio: int = 2
-    # Training scheme (section 3.2; lesson 09): "approximate" joint training treats the proposals
+    # Training scheme (section 3.2; lesson 10): "approximate" joint training treats the proposals
     # as fixed boxes; "non-approximate" back-propagates through their coordinates (needs roi_op="warp")
     joint_training: str = "approximate"  # paper: approximate (its released code's "end2end")
     # Detection head (Fast R-CNN)
@@ -235,8 +235,8 @@ def prepare_inputs(model, images, targets=None):
     """What a detector's forward does first: check the inputs (the targets whenever they are
     given; training mode requires them), remember each image's size, then normalise, resize
     and batch (``model.transform``). :meth:`FasterRCNN.prepare`; also used by the detectors
-    built from its parts (the unshared detector of lesson 09, the one-stage detector of
-    lesson 10).
+    built from its parts (the unshared detector of lesson 10, the one-stage detector of
+    lesson 11).
 
     Returns:
         (ImageBatch, list or None, list): the batch (``tensors (N, 3, H, W)`` and the
@@ -301,8 +301,8 @@ class FasterRCNN(nn.Module):
         pooled = self.backbone.out_channels * config.roi_output_size ** 2
         self.head = DetectionHead(roi_op, pooled, config.head_hidden, config.num_classes, config.head_settings())
 
-    # The forward pass in its stages (figure 2). The training schemes of lesson 09, the
-    # ablations of lesson 10 and the explorers call these same stages when they need to stop
+    # The forward pass in its stages (figure 2). The training schemes of lesson 10, the
+    # ablations of lesson 11 and the explorers call these same stages when they need to stop
     # between them, so the pipeline is written once, here.
 
     def prepare(self, images, targets=None):

@@ -203,7 +203,7 @@ def to_coco(detections, ground_truths, num_classes):
 def match_voc(boxes, scores, gt_boxes, iou_threshold=0.5):
     """VOC's matching of one class in one image: which detections are true positives.
 
-    The rule :func:`evaluate_voc` applies, as a function a lesson can call (lesson 08):
+    The rule :func:`evaluate_voc` applies, as a function a lesson can call (lesson 09):
     detections are taken best score first (a stable sort: equal scores keep their order);
     each is compared with the ground-truth box it overlaps **most**; it is a true positive
     if that IoU is > ``iou_threshold`` and the box was not matched before. Otherwise it is

@@ -173,7 +173,7 @@ def postprocess(class_logits, box_deltas, proposals, image_size, box_coder, sett
 def select_detections(boxes, scores, labels, settings):
     """The last steps of :func:`postprocess` on flat candidates ``(D, 4)``, ``(D,)``, ``(D,)``:
     scores above the threshold, no tiny boxes, NMS per class, the best ``detections_per_image``
-    (lesson 08's explorer replays them with other thresholds)."""
+    (lesson 09's explorer replays them with other thresholds)."""
     keep = torch.where(scores > settings.score_thresh)[0]
     boxes, scores, labels = boxes[keep], scores[keep], labels[keep]
     keep = remove_small_boxes(boxes, settings.min_box_size)
@@ -216,7 +216,7 @@ class DetectionHead(nn.Module):
             features (Tensor): ``(N, C, H, W)``.
             proposals (list of Tensor): ``(R_i, 4)`` per image: fixed boxes (approximate
                 joint training), or boxes with a gradient that the RoI op passes on if it is
-                differentiable in them (non-approximate: ``RoIOp("warp")``; lesson 09).
+                differentiable in them (non-approximate: ``RoIOp("warp")``; lesson 10).
             image_sizes (list of tuple): ``(h, w)`` per image.
             targets (list of dict): ``{"boxes", "labels"}`` per image, in training.
 

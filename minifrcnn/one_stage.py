@@ -1,5 +1,5 @@
 """The paper's one-stage baseline (section 4.1, "one-stage detection vs. two-stage
-proposal + detection"; table 10 of the TPAMI version): the detector that lesson 10 compares
+proposal + detection"; table 10 of the TPAMI version): the detector that lesson 11 compares
 Faster R-CNN with. Built from the same parts as :class:`minifrcnn.detector.FasterRCNN`
 (its image preparation, backbone, anchors, matcher, sampler, box coder and the Fast R-CNN
 head's post-processing), with one dense head in place of the RPN, the RoI op and the head.

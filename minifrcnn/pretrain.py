@@ -4,7 +4,7 @@ Paper, sections 3.1.3 and 4: the shared conv layers start from a network trained
 *classify* ImageNet images; detection then fine-tunes them. A classifier has learned edges,
 strokes and shapes from many labelled examples, so the detector starts from useful features
 instead of random ones and needs far fewer steps. The course does the same at its scale
-(lesson 07):
+(lesson 08):
 
 * the classification data are **crops around the training split's digits** (never a val or
   test digit: the weights file records the MNIST rows of the digits it saw), jittered in

@@ -1,4 +1,4 @@
-"""RoI pooling, RoI Align and a box-differentiable RoI warp, from scratch (lesson 05).
+"""RoI pooling, RoI Align and a box-differentiable RoI warp, from scratch (lesson 06).
 
 Each op turns ``K`` regions of interest (RoIs) on a feature map ``(N, C, H, W)`` into a
 fixed-size grid ``(K, C, PH, PW)`` that the detection head can take (e.g. 7 x 7).
@@ -434,7 +434,7 @@ class RoIOp(torch.nn.Module):
       for its 128 x 128 images) and its digits are 12-64 px, 1.5-8 cells. Pooling's rounding
       moves the region it reads by up to 4 px left and top and 12 px right and bottom: for
       12-24 px digits that region overlaps the digit with a median IoU of 0.41 (measured as
-      in lesson 05). Align does not round. Sampling ratio 2 and ``aligned=False`` are
+      in lesson 06). Align does not round. Sampling ratio 2 and ``aligned=False`` are
       torchvision's Faster R-CNN settings, so our detector can be compared with
       torchvision's number for number.
     * Ours rather than torchvision's: the results are the same (tested), and in training,

@@ -270,7 +270,7 @@ def generate_proposals(anchors, objectness, deltas, image_sizes, pre_nms_top_n, 
 
     By default no gradient flows through proposals: the paper's approximate joint training
     treats them as fixed inputs of the detector (section 3.2). With ``differentiable=True``
-    (non-approximate joint training, lesson 09) the boxes' coordinates keep their gradient
+    (non-approximate joint training, lesson 10) the boxes' coordinates keep their gradient
     with respect to ``deltas``; which boxes are kept (top-N, NMS) is a discrete choice and
     has none, and the scores never do.
     """
@@ -298,7 +298,7 @@ def filter_proposals(boxes, scores, image_size, top_n, nms_thresh=0.7, min_size=
     drop those smaller than ``min_size`` and (unless ``score_thresh`` is None) scored below
     ``score_thresh``, run NMS at ``nms_thresh`` (None: no NMS, the best-scored boxes) and
     keep the ``top_n`` best. Shared by :func:`generate_proposals` and the test-time ablations
-    of lesson 10, which feed it other boxes (the anchors) or other scores (the logits).
+    of lesson 11, which feed it other boxes (the anchors) or other scores (the logits).
 
     Args:
         boxes (Tensor): ``(K, 4)``, sorted by ``scores`` (``(K,)``), highest first.
@@ -407,9 +407,9 @@ class RPN(nn.Module):
         batch_size_per_image (int), positive_fraction (float): sampling, 256 / 0.5.
         box_loss_beta (float): smooth-L1 beta, 1/9.
         box_loss_weight (float): multiplies the box loss; 1 is torchvision's weighting, about
-            the paper's lambda = 10 (see :func:`rpn_losses`; lesson 10 varies it).
+            the paper's lambda = 10 (see :func:`rpn_losses`; lesson 11 varies it).
         differentiable_proposals (bool): proposals keep their gradient with respect to the
-            head's deltas (non-approximate joint training, lesson 09; default False: approximate).
+            head's deltas (non-approximate joint training, lesson 10; default False: approximate).
     """
 
     def __init__(self, anchor_generator, head, settings=None, fg_iou_thresh=0.7, bg_iou_thresh=0.3,

@@ -3,7 +3,7 @@
 Faster R-CNN here is trained end to end by *approximate joint training* (paper, section
 3.2): the RPN and the detection head share the backbone and their four losses are summed;
 the proposals enter the head as fixed boxes (``minifrcnn.rpn.generate_proposals`` detaches
-them), so no gradient flows through their coordinates. Lesson 09 compares this with the
+them), so no gradient flows through their coordinates. Lesson 10 compares this with the
 paper's 4-step alternating training and with non-approximate joint training.
 
 What the loop adds to ``loss.backward(); optimizer.step()``:
@@ -39,7 +39,7 @@ class TrainSettings:
     weight decay 5e-4, lr 0.001 for 60k mini-batches then 0.0001; the course fine-tunes for
     a thousand steps, so it uses a larger rate, a warm-up and a decay)."""
 
-    steps: int = 1000  # lesson 08's training and lesson 10's baseline (times: benchmarks/README.md)
+    steps: int = 1000  # lesson 09's training and lesson 11's baseline (times: benchmarks/README.md)
     batch_size: int = 4  # 4 images a step: more steps for the same time than 8 (benchmarks/tune_detector.py)
     lr: float = 0.06  # fine-tuning the pretrained backbone, with BatchNorm (benchmarks/tune_detector.py)
     momentum: float = 0.9

@@ -1,4 +1,4 @@
-"""Lesson 10's machinery: the test-time proposal variants (minifrcnn.course.test_time), the timing
+"""Lesson 11's machinery: the test-time proposal variants (minifrcnn.course.test_time), the timing
 table (timing), the one-stage detector (minifrcnn.one_stage), the noise band and verdicts (verdicts), and
 minifrcnn.course.ablations: the RPN box-loss weight, the rows and their results file, and the resumable script."""
 import hashlib
@@ -254,7 +254,7 @@ def test_results_file_matches_the_script():
     re-run the command in the file's "command" entry (over an hour per seed on 2 CPU cores)."""
     results = ablations.load_results()
     rerun = (f"; the code's defaults changed since the file was written: re-run `{results['command']}` "
-             f"(resumable, over an hour per seed on 2 CPU cores), then lessons 07, 09 and 10")
+             f"(resumable, over an hour per seed on 2 CPU cores), then lessons 08, 10 and 11")
     expected = expected_rows(results["steps"], results["seeds"], results["limit"])
     assert [(r["table"], r["name"]) for r in results["rows"]] == [(r["table"], r["name"]) for r in expected]
     for row, want in zip(results["rows"], expected):

@@ -3,7 +3,7 @@
 JupyterLab is started on 127.0.0.1 (free port, random token) with its own temporary settings,
 and headless Chromium (Debian's ``chromium``, driven by PyPI's ``playwright``; no browser is
 ever downloaded) opens the **student editions** (``make student``: exercises not written) of the
-lessons with an explorer (01-06 and 08), runs every cell from the Run menu, as a student's first
+lessons with an explorer (01-03, 05-07 and 09), runs every cell from the Run menu, as a student's first
 "Run All" does (the lessons that train as quick runs: ``MINIFRCNN_QUICK_STEPS``,
 minifrcnn.course.quick), moves a slider of the lesson's explorer with the keyboard and checks that:
 
@@ -49,10 +49,10 @@ CHROMIUM = os.environ.get("MINIFRCNN_CHROMIUM", "/usr/bin/chromium")
 REQUIRED = os.environ.get("MINIFRCNN_REQUIRE_BROWSER") == "1"
 
 SERVER_START_TIMEOUT_S = 120
-# Lesson 04 trains the RPN (about 45-90 s on a busy 2-core CPU); leave a wide margin.
+# Lesson 09 trains the detector (a quick run here, but on a busy 2-core CPU); leave a wide margin.
 RUN_ALL_TIMEOUT_S = {"01_boxes_and_iou.ipynb": 120, "02_anchors.ipynb": 180, "03_anchor_labels.ipynb": 180,
-                     "04_rpn.ipynb": 180, "05_roi_pooling.ipynb": 180, "06_detection_head.ipynb": 180,
-                     "08_full_detector.ipynb": 240}
+                     "05_proposals.ipynb": 180, "06_roi_pooling.ipynb": 180, "07_detection_head.ipynb": 180,
+                     "09_full_detector.ipynb": 240}
 # The lessons that train run a few dozen steps here (their checks of what training achieved wait for a full
 # run): what this test checks is that every cell runs and every explorer redraws, not what the models learn.
 QUICK_STEPS = "40"
@@ -273,15 +273,15 @@ def _png_bytes(src):
 
 
 # Every lesson with an explorer, and one slider of it moved. The lessons that train run as quick runs
-# (QUICK_STEPS above): lesson 08's detection explorer then shows a detector trained for 40 steps.
+# (QUICK_STEPS above): lesson 09's detection explorer then shows a detector trained for 40 steps.
 @pytest.mark.parametrize("notebook, slider", [
     ("01_boxes_and_iou.ipynb", "B x"),                # the IoU explorer: box B's position
     ("02_anchors.ipynb", "row"),                      # the anchor explorer: which feature-map cell's anchors
     ("03_anchor_labels.ipynb", "positive IoU >="),    # the label explorer: the positive threshold
-    ("04_rpn.ipynb", "NMS IoU >"),                    # the proposal explorer: the NMS threshold
-    ("05_roi_pooling.ipynb", "output"),               # the RoI explorer: the output grid size
-    ("06_detection_head.ipynb", "foreground IoU >="),  # the RoI sampler: the foreground threshold
-    ("08_full_detector.ipynb", "score >"),             # the detection explorer: the score threshold
+    ("05_proposals.ipynb", "NMS IoU >"),              # the proposal explorer: the NMS threshold
+    ("06_roi_pooling.ipynb", "output"),               # the RoI explorer: the output grid size
+    ("07_detection_head.ipynb", "foreground IoU >="),  # the RoI sampler: the foreground threshold
+    ("09_full_detector.ipynb", "score >"),             # the detection explorer: the score threshold
 ])
 def test_lesson_runs_and_its_explorer_redraws_in_jupyterlab(sync_api, lab, browser, notebook, slider):
     url, token, root = lab

@@ -224,13 +224,13 @@ def stream(cell, name):
 
 
 # The student edition of every lesson runs top to bottom, "Run All" with nothing written: the lessons with an
-# explorer (01-06, 08) in JupyterLab (tests/test_browser.py), the others here, in a kernel, and lesson 01 also
+# explorer (01-03, 05-07, 09) in JupyterLab (tests/test_browser.py), the others here, in a kernel, and lesson 01 also
 # in nbgrader's autograder (tests/test_nbgrader.py: its figures are compared with the solution's, cell by
 # cell, and its release is proven to be the student edition). The lessons that train run as
 # quick runs (MINIFRCNN_QUICK_STEPS, minifrcnn.course.quick): a few dozen steps, their checks of what training
 # achieved waiting for a full run. In the lessons other than 01, every cell that draws must have drawn.
-IN_THE_BROWSER = ["01_boxes_and_iou", "02_anchors", "03_anchor_labels", "04_rpn", "05_roi_pooling",
-                  "06_detection_head", "08_full_detector"]
+IN_THE_BROWSER = ["01_boxes_and_iou", "02_anchors", "03_anchor_labels", "05_proposals", "06_roi_pooling",
+                  "07_detection_head", "09_full_detector"]
 RUN_THROUGH = sorted(path.stem for path in LESSONS if path.stem not in IN_THE_BROWSER)
 QUICK_STEPS = "40"
 DRAWS = re.compile(r"\b(plt\.(?!rcParams|close)|ax\.|axes\[|show_image\(|draw_\w+\()")

@@ -194,7 +194,7 @@ def test_config_from_dict_reads_the_old_field_names_and_refuses_unknown_ones():
         DetectorConfig.from_dict({"box_nms_threshold": 0.3})
 
 
-# ----------------------------------------------------------------------------- joint training (lesson 09)
+# ----------------------------------------------------------------------------- joint training (lesson 10)
 
 
 def test_non_approximate_training_sends_the_heads_gradient_to_the_rpn_deltas():

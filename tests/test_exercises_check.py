@@ -151,4 +151,4 @@ def test_every_checker_has_a_fallback_that_passes_it(checker_fn, capsys):
 
 
 def test_there_is_a_checker_for_every_exercise_of_the_lessons():
-    assert len(list(every_checker())) == 19
+    assert len(list(every_checker())) == 20

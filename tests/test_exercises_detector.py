@@ -1,4 +1,4 @@
-"""Lesson 08's checker: it passes a right matching and explains typical wrong ones."""
+"""Lesson 09's checker: it passes a right matching and explains typical wrong ones."""
 import numpy as np
 import pytest
 import torch

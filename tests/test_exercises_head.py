@@ -1,4 +1,4 @@
-"""Lesson 06's checkers accept correct proposal labels / losses / post-processing (ours and
+"""Lesson 07's checkers accept correct proposal labels / losses / post-processing (ours and
 torchvision's) and reject the usual mistakes with a message that names them."""
 import pytest
 import torch

@@ -1,4 +1,4 @@
-"""Lesson 07's checkers: they accept correct crop boxes and class evidence maps (the package's
+"""Lesson 08's checkers: they accept correct crop boxes and class evidence maps (the package's
 and independent ones) and reject the plausible wrong ones, naming the mistake."""
 import pytest
 import torch

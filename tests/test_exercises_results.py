@@ -1,4 +1,4 @@
-"""Lesson 10's checker accepts a correct recall-at-N (ours, a learner's, one built on
+"""Lesson 11's checker accepts a correct recall-at-N (ours, a learner's, one built on
 torchvision's box_iou) and rejects the usual mistakes with a message that names them."""
 from functools import partial
 

@@ -1,4 +1,4 @@
-"""Lesson 04's checkers accept correct NMS / proposal filtering (ours and torchvision's)
+"""Lessons 04-05 checkers accept a correct head-output layout, NMS and proposal filtering (ours and torchvision's)
 and reject the usual mistakes with a message that names them."""
 import pytest
 import torch
@@ -6,8 +6,9 @@ import torchvision.ops as tv_ops
 
 from minifrcnn.boxes import box_iou, clip_boxes_to_image, remove_small_boxes
 from minifrcnn.course.exercises import ExerciseError
-from minifrcnn.course.exercises.rpn import check_filter_proposals, check_nms, reference_filter_proposals
+from minifrcnn.course.exercises.rpn import check_filter_proposals, check_flatten, check_nms, reference_filter_proposals
 from minifrcnn.nms import nms, nms_loop
+from minifrcnn.rpn import flatten_head_outputs
 
 
 def greedy(boxes, scores, t, compare=lambda iou, t: iou > t, stable=True, by_index=False, fast=False):
@@ -91,3 +92,23 @@ def test_check_filter_proposals():
 
     with pytest.raises(ExerciseError, match="hint: the order is"):
         check_filter_proposals(nms_before_top_n)
+
+
+def test_check_flatten_accepts_the_package_and_names_the_two_usual_mistakes():
+    assert check_flatten(flatten_head_outputs) == 4
+
+    def channel_major(objectness, deltas):
+        n = objectness.shape[0]
+        return objectness.reshape(n, -1), flatten_head_outputs(objectness, deltas)[1]
+
+    def wrong_view(objectness, deltas):
+        n, k, h, w = objectness.shape
+        return (flatten_head_outputs(objectness, deltas)[0],
+                deltas.view(n, 4, k, h, w).permute(0, 3, 4, 2, 1).reshape(n, -1, 4))
+
+    with pytest.raises(ExerciseError, match="channel-major"):
+        check_flatten(channel_major)
+    with pytest.raises(ExerciseError, match=r"view them as \(N, k, 4, H, W\)"):
+        check_flatten(wrong_view)
+    with pytest.raises(ExerciseError, match="has shape"):
+        check_flatten(lambda objectness, deltas: (objectness, deltas))

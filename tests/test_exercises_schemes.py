@@ -1,4 +1,4 @@
-"""Lesson 09's checker accepts a correct freezing function and rejects the usual mistakes
+"""Lesson 10's checker accepts a correct freezing function and rejects the usual mistakes
 with a message that names them."""
 import pytest
 import torch

@@ -1,4 +1,4 @@
-"""Lesson 08's detection explorer, headless: at the model's own settings it shows the
+"""Lesson 09's detection explorer, headless: at the model's own settings it shows the
 model's detections; moving the sliders redoes the post-processing and the counts."""
 import matplotlib
 

@@ -1,4 +1,4 @@
-"""Lesson 06's explorers, headless: the RoI sampler against minifrcnn.head's targets and
+"""Lesson 07's explorers, headless: the RoI sampler against minifrcnn.head's targets and
 sampling, the post-processing against minifrcnn.head.postprocess (itself equal to
 torchvision's RoIHeads, tests/test_head.py)."""
 import matplotlib

@@ -1,4 +1,4 @@
-"""Lesson 04's proposals explorer, headless: its state equals the package's proposal
+"""Lesson 05's proposals explorer, headless: its state equals the package's proposal
 layer, its funnel counts are consistent, and its controls redraw the right boxes."""
 import matplotlib
 

@@ -1,4 +1,4 @@
-"""The RoI explorer (lesson 05): its pure state against torchvision and hand-computed
+"""The RoI explorer (lesson 06): its pure state against torchvision and hand-computed
 geometry, and the widget glue, headless."""
 import math
 

@@ -34,8 +34,8 @@ def test_a_bad_cap_is_refused_in_one_line(monkeypatch, value):
         quick.lesson_steps(100)
 
 
-@pytest.mark.parametrize("lesson", ["04_rpn", "06_detection_head", "07_pretraining", "08_full_detector",
-                                    "09_training_schemes"])
+@pytest.mark.parametrize("lesson", ["04_rpn", "07_detection_head", "08_pretraining", "09_full_detector",
+                                    "10_training_schemes"])
 def test_every_lesson_that_trains_reads_the_cap(lesson):
     """A training call without lesson_steps would make the quick runs as slow as the full ones."""
     cells = json.loads((Path(__file__).resolve().parents[1] / "notebooks" / f"{lesson}.ipynb").read_text())["cells"]
@@ -44,7 +44,7 @@ def test_every_lesson_that_trains_reads_the_cap(lesson):
     assert "lesson_steps(" in source and "if FULL_RUN:" in source and "MINIFRCNN_QUICK_STEPS" in source
 
 
-@pytest.mark.parametrize("lesson", ["07_pretraining", "08_full_detector", "09_training_schemes", "10_results"])
+@pytest.mark.parametrize("lesson", ["08_pretraining", "09_full_detector", "10_training_schemes", "11_results"])
 def test_every_lesson_that_scores_the_test_split_reads_the_cap(lesson):
     """Scoring detectors on the whole test split would make the quick runs as slow as the full ones."""
     cells = json.loads((Path(__file__).resolve().parents[1] / "notebooks" / f"{lesson}.ipynb").read_text())["cells"]

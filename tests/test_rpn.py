@@ -339,7 +339,7 @@ def test_filter_proposals_without_nms_keeps_the_best_scored_boxes():
 
 
 def test_differentiable_proposals_are_the_same_boxes_with_a_gradient():
-    """Non-approximate joint training (lesson 09): the proposal layer keeps the boxes'
+    """Non-approximate joint training (lesson 10): the proposal layer keeps the boxes'
     gradient with respect to the deltas; the boxes themselves do not change."""
     g = torch.Generator().manual_seed(5)
     anchors = AnchorGenerator((16, 32), (0.5, 1.0))((64, 64), (8, 8))

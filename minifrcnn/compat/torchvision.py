@@ -6,7 +6,7 @@
 * :func:`load_torchvision_weights`: a twin's weights into our detector (the parameter names
   differ in two places only), so that both detectors can be run on the same weights.
 
-The course's detector never imports this module; the tests, lessons 08-09 and
+The course's detector never imports this module; the tests, lessons 09-10 and
 ``benchmarks/bench_detector.py`` do.
 """
 import copy

@@ -1,4 +1,4 @@
-"""The paper's training-time ablations at course scale (section 4 and its tables): lesson 10.
+"""The paper's training-time ablations at course scale (section 4 and its tables): lesson 11.
 
 Each row of :data:`TRAINING_ROWS` trains one detector (or shares the training of a row with
 the same settings): anchors (1 scale x 1 ratio ... 3 x 3), the RPN's box-loss weight lambda
@@ -10,7 +10,7 @@ per seed and writes ``data/results/ablations.json`` and the baseline's weights
 ``data/results/baseline.pt``; it is resumable run by run, and then runs the test-time
 ablations (``minifrcnn.course.test_time``) on the baseline. :func:`run_row` re-runs one row.
 
-The other parts of lesson 10: ``minifrcnn.course.test_time`` (proposal variants),
+The other parts of lesson 11: ``minifrcnn.course.test_time`` (proposal variants),
 ``minifrcnn.course.timing`` (the timing table), ``minifrcnn.course.verdicts`` (the noise band
 and the comparison with the paper).
 """
@@ -415,7 +415,7 @@ def run_ablations(out=RESULTS_FILE, steps=None, seeds=(0, 1, 2), limit=0, force=
     results = {
         "description": "Training-time ablations of the paper (section 4) at course scale: digits, "
                        "DetectorConfig.course(), TrainSettings() with the steps and seeds below; mAP on the "
-                       "test split. Written by minifrcnn.course.ablations.run_ablations; lesson 10 reads it.",
+                       "test split. Written by minifrcnn.course.ablations.run_ablations; lesson 11 reads it.",
         "paper": PAPER_URL,
         "command": command or "minifrcnn.course.ablations.run_ablations(...)",
         "steps": steps, "seeds": seeds, "limit": limit,

@@ -5,7 +5,7 @@ Chodpathumwan and Dai, *Diagnosing Error in Object Detectors* (ECCV 2012), every
 of one image is put in exactly one of five kinds, in this order of precedence:
 
 * ``"correct"``: a true positive of VOC's matching at IoU > 0.5 (``evaluation.match_voc``,
-  the rule of the AP of lesson 08): the best-scored detection of its class on an object;
+  the rule of the AP of lesson 09): the best-scored detection of its class on an object;
 * ``"duplicate"``: it overlaps an object of its own class by more than 0.5, but a
   better-scored detection already took that object (NMS let it through);
 * then the object it overlaps **most**, whatever its class, decides:

@@ -164,7 +164,7 @@ def label_legend(ax, counts=None, loc="upper right", **legend_kwargs):
 
 
 def draw_pr_curves(ax, curves, ap=None, class_names=None, labels=None, linewidth=1.5):
-    """Precision-recall curves, one per class (lesson 08).
+    """Precision-recall curves, one per class (lesson 09).
 
     Args:
         curves (dict): label -> ``(precision (D,), recall (D,))`` after each detection, best
@@ -200,7 +200,7 @@ def draw_pr_curves(ax, curves, ap=None, class_names=None, labels=None, linewidth
 
 
 def filter_grid(weight, columns=8, gap=1):
-    """First-layer conv filters ``(O, 3, k, k)`` as one RGB picture (lesson 07): each filter
+    """First-layer conv filters ``(O, 3, k, k)`` as one RGB picture (lesson 08): each filter
     scaled to [0, 1] on its own (its mid-grey is 0, its strongest weight black or white),
     ``columns`` per row, ``gap`` white pixels between them. Returns an ``(H, W, 3)`` array."""
     w = weight.detach().cpu().double()
@@ -241,7 +241,7 @@ def tile(crops, columns, gap=2):
 
 def draw_crop_image_or_features(axes, image, boxes, features, spatial_scale, shown=12, crop_size=32, pooled=7):
     """Lesson 00: R-CNN crops the *image* once per proposal and runs the CNN on every crop;
-    Fast R-CNN runs the CNN once and crops its *feature map* (RoI pooling, lesson 05).
+    Fast R-CNN runs the CNN once and crops its *feature map* (RoI pooling, lesson 06).
 
     Args:
         axes (4 Axes): the image with the proposals, R-CNN's warped crops, the feature map with

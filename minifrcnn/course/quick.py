@@ -3,10 +3,10 @@
 A learner's run, and nbval's, leave the variable unset: every lesson trains its full budget and
 checks what the training achieved. The course's own tests of the student edition and of the
 lessons in a browser set it (e.g. to 40), to see in seconds that every cell, picture and explorer
-runs. The lessons that train (04, 06-09) and lesson 10 read it in up to three places:
+runs. The lessons that train (04, 06-09) and lesson 11 read it in up to three places:
 
 * ``lesson_steps(n)``: the number of steps to train, ``n`` or at most the cap;
-* ``lesson_images(items)``: the test split that lessons 07-10 score detectors on, or its first
+* ``lesson_images(items)``: the test split that lessons 08-11 score detectors on, or its first
   ``QUICK_IMAGES`` images (scoring a detector on all 200 takes seconds per model: more than a quick
   run's training);
 * ``FULL_RUN``: ``False`` in a quick run. The checks of what training achieved (a loss fell by a

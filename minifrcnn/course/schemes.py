@@ -44,7 +44,7 @@ API (all three have the same signature shape and return a :class:`SchemeResult`)
 Parts: :data:`ALTERNATING_STEPS` (what each step trains), :func:`set_trainable` (the
 freezing of each step), :class:`AlternatingStage` (one step as a module the training loop
 trains), :func:`evaluate_model` (mAP@0.5 and AP@[.5:.95]) and :func:`proposal_gradient`
-(the gradient that approximate joint training drops, for pictures). Lesson 09.
+(the gradient that approximate joint training drops, for pictures). Lesson 10.
 """
 import copy
 import time

@@ -1,5 +1,5 @@
 """Test-time ablations (the paper's table 2 and section 4.1): one trained detector, its
-proposals picked in other ways; lesson 10.
+proposals picked in other ways; lesson 11.
 
 The variants (:class:`ProposalVariant`) change how the proposals are chosen from the RPN's
 outputs and nothing else: the number of test proposals (50 / 100 / 300 / 1000), no NMS
@@ -155,7 +155,7 @@ TEST_TIME_ROWS = (
 )
 
 
-# What lesson 10 runs live: the paper's rows with at most 300 proposals (the head's cost grows
+# What lesson 11 runs live: the paper's rows with at most 300 proposals (the head's cost grows
 # with their number); the script computes every row once (``results["test_time"]``).
 LESSON_TEST_TIME_ROWS = tuple(r for r in TEST_TIME_ROWS if r[2].top_n <= 300 and r[3] is not None)
 

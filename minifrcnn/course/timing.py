@@ -1,5 +1,5 @@
 """The paper's timing table (section 4.1; table 5 of the TPAMI version): the inference
-time of a detector's three parts, per image; lesson 10.
+time of a detector's three parts, per image; lesson 11.
 """
 import time
 

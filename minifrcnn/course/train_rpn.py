@@ -1,7 +1,7 @@
 """Training the RPN alone (the paper's 4-step training, step 1) and measuring its proposals.
 
 Paper, section 3.2: "In the first step, we train the RPN as described in Section 3.1.3",
-end-to-end with its backbone; the detector comes later (lesson 05). Here the backbone is
+end-to-end with its backbone; the detector comes later (lesson 06). Here the backbone is
 the small CPU net of ``minifrcnn.backbone`` trained from scratch on the course's digits.
 
 * :class:`RPNModel`: backbone + :class:`minifrcnn.rpn.RPN`, called with a list of images.
@@ -10,8 +10,16 @@ the small CPU net of ``minifrcnn.backbone`` trained from scratch on the course's
   loss plot, through the course's one training loop (:func:`minifrcnn.training.train`).
 * :func:`collect_proposals`, :func:`recall_vs_proposals`, :func:`recall_vs_iou`: the
   paper's recall measurements (figure 2 and figures 4-6 of the TPAMI version).
+* :func:`train_course_rpn`, :func:`load_course_rpn`: lesson 04's run, shipped as
+  ``data/results/rpn.pt`` so that the lessons after it start from the same RPN without
+  training it again::
+
+      python -m minifrcnn.course.train_rpn     # data/results/rpn.pt, ~30 s on one thread
 """
+import argparse
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -20,8 +28,10 @@ from torch import nn
 from ..anchors import AnchorGenerator
 from ..backbone import SmallBackbone
 from ..boxes import box_iou
+from ..data import DATA_DIR, cache, load_digits
 from ..rpn import RPN, ImageBatch, ProposalSettings, RPNHead
 from ..training import LiveLossPlot, TrainSettings, train
+from ..utils import seed_everything
 
 # The course's anchor design (lesson 02): 3 sizes x 3 ratios on a stride-8 map. The digits
 # are 10-60 px (square root of the area), so the paper's 128-512 px anchors would miss them.
@@ -112,6 +122,53 @@ def train_rpn(model, dataset, num_epochs=5, batch_size=4, lr=3e-3, weight_decay=
     return history
 
 
+# ----------------------------------------------------------------------------- lesson 04's RPN, shipped
+
+COURSE_RPN_FILE = DATA_DIR / "results" / "rpn.pt"
+# Lesson 04's run: 5 epochs of the 1,200 training images, 4 a step (1,500 steps), AdamW, seed 0, on one
+# thread (the lesson sets torch.set_num_threads(1)): the same numbers as the lesson's, step for step, on a CPU.
+COURSE_RPN_RECIPE = dict(num_epochs=5, batch_size=4, lr=3e-3, seed=0)
+
+
+def train_course_rpn(train_data, device="cpu", max_steps=None, progress=False, live_plot=False, plot_every=150):
+    """Lesson 04's RPN: :func:`make_rpn_model` trained by :data:`COURSE_RPN_RECIPE`. Returns
+    ``(model, history)`` (see :func:`train_rpn`)."""
+    seed_everything(COURSE_RPN_RECIPE["seed"])
+    model = make_rpn_model()
+    history = train_rpn(model, train_data, device=device, progress=progress, live_plot=live_plot,
+                        plot_every=plot_every, max_steps=max_steps, **COURSE_RPN_RECIPE)
+    return model, history
+
+
+def load_course_rpn(path=COURSE_RPN_FILE, device="cpu"):
+    """The RPN lesson 04 trains, from ``data/results/rpn.pt``, in eval mode."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist: run python -m minifrcnn.course.train_rpn to make it")
+    model = make_rpn_model()
+    model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True)["model"])
+    return model.to(device).eval()
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m minifrcnn.course.train_rpn",
+                                     description="Train lesson 04's RPN and save it (data/results/rpn.pt).")
+    parser.add_argument("--threads", type=int, default=1, help="torch.set_num_threads (default 1, as lesson 04)")
+    parser.add_argument("--max-steps", type=int, default=None, help="stop early (tests)")
+    parser.add_argument("--out", default=str(COURSE_RPN_FILE))
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    model, history = train_course_rpn(cache(load_digits("train")), max_steps=args.max_steps)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    command = "python -m minifrcnn.course.train_rpn" + "".join(f" {a}" for a in (argv or sys.argv[1:]))
+    torch.save({"model": model.cpu().state_dict(), "recipe": COURSE_RPN_RECIPE, "steps": history["steps"],
+                "threads": args.threads, "command": command}, out)
+    print(f"{history['steps']} steps in {history['seconds']:.0f} s, loss {np.mean(history['total'][:50]):.3f} -> "
+          f"{np.mean(history['total'][-50:]):.3f}; wrote {out}")
+    return 0
+
+
 # ----------------------------------------------------------------------------- evaluation
 
 
@@ -184,3 +241,7 @@ def recall_vs_iou(proposals, gt_boxes, top_n=300, iou_thresholds=np.linspace(0.5
     best = _best_iou_per_gt(proposals, gt_boxes, top_n)
     thresholds = np.asarray(iou_thresholds, dtype=np.float64)
     return thresholds, np.asarray([float((best >= t).float().mean()) for t in thresholds])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

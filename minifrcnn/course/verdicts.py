@@ -1,6 +1,6 @@
 """Reading the ablations against the paper: which differences stand above the noise of
 training, measured over seeds (:func:`noise_band`), and each row's change beside the
-paper's, with a verdict (:func:`compare_with_paper`); text tables for lessons 07, 09 and 10.
+paper's, with a verdict (:func:`compare_with_paper`); text tables for lessons 08, 10 and 11.
 """
 import numpy as np
 

@@ -1,4 +1,4 @@
-"""Checkers for lesson 08: the matching of detections to ground truth that AP is built on, and AP itself.
+"""Checkers for lesson 09: the matching of detections to ground truth that AP is built on, and AP itself.
 
 ``check_match(fn)`` runs a learner's ``fn(boxes, scores, gt_boxes, iou_threshold=0.5) ->
 is_tp`` (one class, one image: ``(D, 4)``, ``(D,)``, ``(G, 4)`` -> ``(D,)`` bool, in the
@@ -132,7 +132,7 @@ def match_cases(seed=0):
 @falls_back_to(reference_match)
 def check_match(fn, seed=0):
     """Check ``fn(boxes (D, 4), scores (D,), gt_boxes (G, 4), iou_threshold=0.5) -> (D,) bool``
-    (lesson 08): which detections of one class in one image are true positives.
+    (lesson 09): which detections of one class in one image are true positives.
 
     Returns:
         int: the number of cases passed; raises ``ExerciseError`` otherwise.
@@ -215,7 +215,7 @@ def _eleven_point(recall, precision):
 @falls_back_to(voc_ap)
 def check_average_precision(fn):
     """Check ``fn(recall (D,), precision (D,)) -> float``, numpy arrays after each detection, best score
-    first, against :func:`minifrcnn.evaluation.voc_ap`: the area under the precision envelope (lesson 08)."""
+    first, against :func:`minifrcnn.evaluation.voc_ap`: the area under the precision envelope (lesson 09)."""
     __tracebackhide__ = True
     what = "your average precision"
     cases = average_precision_cases()

@@ -1,4 +1,4 @@
-"""Checkers for lesson 06: the Fast R-CNN head's training labels, its loss and its post-processing.
+"""Checkers for lesson 07: the Fast R-CNN head's training labels, its loss and its post-processing.
 
 ``check_proposal_labels(fn)`` runs a learner's ``fn(proposals, gt_boxes, gt_labels,
 fg_iou=0.5, bg_iou=0.5) -> labels`` on hand-made and random cases and compares it, proposal
@@ -147,7 +147,7 @@ def _label_symptom(got, expected, case):
 @falls_back_to(reference_proposal_labels)
 def check_proposal_labels(fn, seed=0):
     """Check ``fn(proposals (R, 4), gt_boxes (G, 4), gt_labels (G,), fg_iou=0.5, bg_iou=0.5)
-    -> labels (R,) int64`` (lesson 06).
+    -> labels (R,) int64`` (lesson 07).
 
     Returns:
         int: the number of cases passed; raises ``ExerciseError`` otherwise.
@@ -349,7 +349,7 @@ def _loss_symptom(got, expected, args, beta=1 / 9):
 @falls_back_to(head_loss)
 def check_head_loss(fn):
     """Check ``fn(class_logits (S, K), box_deltas (S, 4K), labels (S,), regression_targets (S, 4),
-    beta=1/9) -> (classification, box)`` against :func:`minifrcnn.head.head_loss` (lesson 06)."""
+    beta=1/9) -> (classification, box)`` against :func:`minifrcnn.head.head_loss` (lesson 07)."""
     return check_against(fn, head_loss, head_loss_cases(), atol=1e-5, rtol=1e-5, what="your head loss",
                          symptoms=_loss_symptom)
 
@@ -364,7 +364,7 @@ def _same(got, expected):
 def check_postprocess(fn, seed=0):
     """Check ``fn(class_logits (R, K), box_deltas (R, 4K), proposals (R, 4), image_size,
     score_threshold=0.05, nms_threshold=0.3, detections_per_image=100) -> {"boxes" (D, 4),
-    "scores" (D,), "labels" (D,) int64}`` against :func:`reference_postprocess` (lesson 06)."""
+    "scores" (D,), "labels" (D,) int64}`` against :func:`reference_postprocess` (lesson 07)."""
     what = "your postprocess"
     cases = postprocess_cases(seed)
     for i, case in enumerate(cases, 1):

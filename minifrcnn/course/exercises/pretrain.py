@@ -1,4 +1,4 @@
-"""Checkers for lesson 07's exercises: the crop around a digit that pretraining classifies,
+"""Checkers for lesson 08's exercises: the crop around a digit that pretraining classifies,
 and the class evidence map (the classifier's linear layer applied at every cell).
 
 ``check_crop_boxes(fn)`` runs ``fn(boxes (N, 4), fraction (N,), shift (N, 2)) -> (N, 4)``

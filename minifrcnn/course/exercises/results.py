@@ -1,4 +1,4 @@
-"""Checker for lesson 10: proposal recall at N proposals per image.
+"""Checker for lesson 11: proposal recall at N proposals per image.
 
 ``check_recall_at_n(fn)`` runs a learner's ``fn(proposals, gt_boxes, n, iou_threshold=0.5)
 -> float`` on hand-made and random cases and compares it with :func:`reference_recall_at_n`
@@ -149,7 +149,7 @@ def _copy(case):
 @falls_back_to(reference_recall_at_n)
 def check_recall_at_n(fn, seed=0):
     """Check ``fn(proposals (list of (K_i, 4)), gt_boxes (list of (G_i, 4)), n, iou_threshold=0.5)
-    -> float`` against :func:`reference_recall_at_n` (lesson 10).
+    -> float`` against :func:`reference_recall_at_n` (lesson 11).
 
     Returns:
         int: the number of cases passed; raises ``ExerciseError`` otherwise.

@@ -1,4 +1,4 @@
-"""Checker for lesson 05's exercise: RoI max pooling of one RoI.
+"""Checker for lesson 06's exercise: RoI max pooling of one RoI.
 
 ``check_roi_pool_one(fn)`` runs ``fn(feature (C, H, W), box (4,), output_size,
 spatial_scale) -> (C, PH, PW)`` on random and edge cases (boxes at the border, outside

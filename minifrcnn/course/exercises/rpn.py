@@ -1,4 +1,10 @@
-"""Checkers for lesson 04: non-maximum suppression, and the proposal layer's filtering.
+"""Checkers for lessons 04 and 06: the RPN head's output layout (04); non-maximum suppression and the
+proposal layer's filtering (05).
+
+``check_flatten(fn)`` runs a learner's ``fn(objectness (N, k, H, W), deltas (N, 4k, H, W)) ->
+(objectness (N, H*W*k), deltas (N, H*W*k, 4))`` on maps of several shapes and compares it with
+``minifrcnn.rpn.flatten_head_outputs`` (itself equal to torchvision's ``concat_box_prediction_layers``),
+naming the usual mistakes: channel-major rows instead of cell-major, deltas viewed as ``(N, 4, k, H, W)``.
 
 ``check_nms(fn)`` runs a learner's ``fn(boxes, scores, iou_threshold) -> keep`` on random
 and edge-case inputs and compares the kept indices, in order, with ``minifrcnn.nms.nms``
@@ -15,13 +21,61 @@ import torch
 
 from ...boxes import box_iou, clip_boxes_to_image, remove_small_boxes
 from ...nms import nms
+from ...rpn import flatten_head_outputs
 from ._check import Case, ExerciseError, call_learner, compare, describe, falls_back_to
 
-__all__ = ["check_nms", "check_filter_proposals", "reference_filter_proposals", "nms_cases"]
+__all__ = ["check_flatten", "check_nms", "check_filter_proposals", "reference_filter_proposals", "nms_cases"]
 
 
 def _t(rows):
     return torch.tensor(rows, dtype=torch.float32).reshape(-1, 4)
+
+
+def _flatten_cases(seed=0):
+    g = torch.Generator().manual_seed(seed)
+
+    def maps(n, k, h, w):
+        return torch.randn(n, k, h, w, generator=g), torch.randn(n, 4 * k, h, w, generator=g)
+
+    return [Case("one image, 9 anchors, a 16 x 16 map", maps(1, 9, 16, 16)),
+            Case("two images, 3 anchors, a 5 x 7 map (H != W)", maps(2, 3, 5, 7)),
+            Case("one anchor per cell", maps(2, 1, 4, 3)),
+            Case("a 1 x 1 map", maps(3, 9, 1, 1))]
+
+
+def _flatten_symptom(got, objectness, deltas):
+    """The usual cause of a wrong layout, when recognisable."""
+    n, k, h, w = objectness.shape
+    got_obj, got_deltas = got
+    if isinstance(got_obj, torch.Tensor) and got_obj.shape == (n, h * w * k) and \
+            torch.equal(got_obj, objectness.reshape(n, -1)) and k > 1:
+        return ("objectness rows are channel-major (all cells of anchor 0, then anchor 1, ...): the anchors "
+                "are cell-major, so permute to (N, H, W, k) before reshaping.")
+    wrong = deltas.view(n, 4, k, h, w).permute(0, 3, 4, 2, 1).reshape(n, -1, 4)
+    if isinstance(got_deltas, torch.Tensor) and got_deltas.shape == wrong.shape and torch.equal(got_deltas, wrong):
+        return ("the deltas are grouped by anchor (channels 4a..4a+3 belong to anchor a): view them as "
+                "(N, k, 4, H, W), not (N, 4, k, H, W).")
+    return None
+
+
+@falls_back_to(flatten_head_outputs)
+def check_flatten(fn, seed=0):
+    """Check ``fn(objectness (N, k, H, W), deltas (N, 4k, H, W)) -> (objectness (N, H*W*k),
+    deltas (N, H*W*k, 4))`` (lesson 04): row ``(i W + j) k + a`` is anchor ``a`` of cell ``(i, j)``."""
+    what = "your flatten"
+    cases = _flatten_cases(seed)
+    for i, case in enumerate(cases, 1):
+        got = call_learner(fn, case, what, f"case {i} ({case.name})")
+        expected = flatten_head_outputs(*case.args)
+        problem = compare(got, expected, 0.0, 0.0)
+        if problem:
+            symptom = _flatten_symptom(got, *case.args) if isinstance(got, (tuple, list)) and len(got) == 2 else None
+            raise ExerciseError(f"case {i} ({case.name}): {problem}\n  inputs: {describe(case.args)}"
+                                + (f"\n  symptom: {symptom}" if symptom else
+                                   "\n  hint: row (i * W + j) * k + a holds objectness channel a and delta "
+                                   "channels 4a..4a+3 of cell (i, j)."))
+    print(f"Well done: {what} passes all {len(cases)} checks.")
+    return len(cases)
 
 
 def _random_boxes(n, generator, size=100.0, max_wh=40.0):
@@ -102,7 +156,7 @@ def _symptom(got, expected, case):
 
 @falls_back_to(nms)
 def check_nms(fn, seed=0):
-    """Check ``fn(boxes (N, 4), scores (N,), iou_threshold) -> keep (K,) int64`` (lesson 04).
+    """Check ``fn(boxes (N, 4), scores (N,), iou_threshold) -> keep (K,) int64`` (lesson 06).
 
     Returns:
         int: the number of cases passed; raises ``ExerciseError`` otherwise.

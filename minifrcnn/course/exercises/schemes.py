@@ -1,4 +1,4 @@
-"""Checker for lesson 09's exercise: which parameters each step of the 4-step alternating
+"""Checker for lesson 10's exercise: which parameters each step of the 4-step alternating
 training trains (paper, section 3.2)."""
 import torch
 

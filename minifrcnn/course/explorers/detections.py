@@ -1,4 +1,4 @@
-"""Lesson 08's explorer: a trained detector's detections, judged against the ground truth.
+"""Lesson 09's explorer: a trained detector's detections, judged against the ground truth.
 
 Sliders for the score threshold and the NMS threshold over test images (an image
 selector): the detections that survive, each coloured by its kind from

@@ -1,4 +1,4 @@
-"""Lesson 06's explorers: which RoIs the Fast R-CNN head trains on, and what its
+"""Lesson 07's explorers: which RoIs the Fast R-CNN head trains on, and what its
 post-processing keeps.
 
 * The **RoI sampler**: sliders for the foreground IoU threshold, the lower end of the

@@ -1,4 +1,4 @@
-"""Lesson 04's proposals explorer: the proposal layer of a trained RPN, one stage at a time.
+"""Lesson 05's proposals explorer: the proposal layer of a trained RPN, one stage at a time.
 
 Sliders for the pre-NMS top-N, the NMS threshold, the post-NMS top-N and an objectness
 threshold, and a toggle between the boxes before and after NMS, over test images with

@@ -1,4 +1,4 @@
-"""The RoI explorer (lesson 05): move and resize an RoI, pick the op and the output size,
+"""The RoI explorer (lesson 06): move and resize an RoI, pick the op and the output size,
 and see the bins, the points each op reads, and the pooled output.
 
 ``roi_state`` is the pure part (numbers only, unit-tested); ``draw_roi`` draws a state;
