@@ -6,8 +6,14 @@ import sys
 import pytest
 import torch
 
-from minifrcnn.course.train_rpn import (COURSE_RPN_FILE, COURSE_RPN_RECIPE, collect_proposals, load_course_rpn,
-                                        recall_vs_proposals, train_course_rpn)
+from minifrcnn.course.train_rpn import (
+    COURSE_RPN_FILE,
+    COURSE_RPN_RECIPE,
+    collect_proposals,
+    load_course_rpn,
+    recall_vs_proposals,
+    train_course_rpn,
+)
 from minifrcnn.data import cache, load_digits
 
 
@@ -20,7 +26,7 @@ def test_the_shipped_rpn_is_lesson_04s_run_and_finds_the_test_digits():
 
 
 def test_a_missing_file_says_how_to_make_it(tmp_path):
-    with pytest.raises(FileNotFoundError, match=r"does not exist: run python -m minifrcnn.course.train_rpn to make it$"):
+    with pytest.raises(FileNotFoundError, match=r"does not exist: run python -m minifrcnn.course.train_rpn to make it"):
         load_course_rpn(tmp_path / "rpn.pt")
 
 

@@ -108,6 +108,8 @@ def test_the_command_line_writes_the_course_and_keeps_a_teachers_config(tmp_path
     assert sorted(p.parent.name for p in (tmp_path / "source").glob("*/*.ipynb")) == [p.stem for p in LESSONS]
     config = tmp_path / "nbgrader_config.py"
     assert CODE_STUB in config.read_text()
+    assert 'c.AsyncKernelManager.client_factory = "minifrcnn.course.kernel_client.SteadyAsyncKernelClient"' in \
+        config.read_text(), "autograding waits on replies with the course's kernel client (kernel_client.py)"
     config.write_text(config.read_text() + "c.Exchange.root = '/srv/nbgrader/exchange'\n")
     write_nbgrader_course(tmp_path, ROOT / "notebooks")
     assert "/srv/nbgrader/exchange" in config.read_text(), "a teacher's edits survive a rewrite"

@@ -4,7 +4,7 @@
 
 writes the folders nbgrader works in (docs/teaching.md, "Running it on a JupyterHub")::
 
-    COURSE_DIR/nbgrader_config.py               the course id, the exercise stub, the cell timeout
+    COURSE_DIR/nbgrader_config.py               the course id, the exercise stub, the cell timeout, the kernel client
     COURSE_DIR/source/NN_name/NN_name.ipynb     one assignment per lesson
 
 The lessons' ``solution`` tags are the one source of truth. Each solution cell becomes an
@@ -36,6 +36,9 @@ c.CourseDirectory.course_id = {COURSE_ID!r}
 c.ClearSolutions.code_stub = {{"python": {CODE_STUB!r}}}
 # Seconds per cell when autograding: lessons 04 and later train for minutes (nbgrader's default is 30).
 c.Execute.timeout = {CELL_TIMEOUT}
+# A kernel client that cannot sleep through a reply that has arrived (minifrcnn/course/kernel_client.py:
+# jupyter_client's asyncio client sometimes did, after an explorer cell, for a whole cell timeout).
+c.AsyncKernelManager.client_factory = "minifrcnn.course.kernel_client.SteadyAsyncKernelClient"
 '''
 
 
