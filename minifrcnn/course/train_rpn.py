@@ -1,7 +1,7 @@
 """Training the RPN alone (the paper's 4-step training, step 1) and measuring its proposals.
 
 Paper, section 3.2: "In the first step, we train the RPN as described in Section 3.1.3",
-end-to-end with its backbone; the detector comes later (lesson 06). Here the backbone is
+end-to-end with its backbone; the detector comes later (lessons 06-09). Here the backbone is
 the small CPU net of ``minifrcnn.backbone`` trained from scratch on the course's digits.
 
 * :class:`RPNModel`: backbone + :class:`minifrcnn.rpn.RPN`, called with a list of images.

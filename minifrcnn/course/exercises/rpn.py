@@ -1,4 +1,4 @@
-"""Checkers for lessons 04 and 06: the RPN head's output layout (04); non-maximum suppression and the
+"""Checkers for lessons 04 and 05: the RPN head's output layout (04); non-maximum suppression and the
 proposal layer's filtering (05).
 
 ``check_flatten(fn)`` runs a learner's ``fn(objectness (N, k, H, W), deltas (N, 4k, H, W)) ->
@@ -156,7 +156,7 @@ def _symptom(got, expected, case):
 
 @falls_back_to(nms)
 def check_nms(fn, seed=0):
-    """Check ``fn(boxes (N, 4), scores (N,), iou_threshold) -> keep (K,) int64`` (lesson 06).
+    """Check ``fn(boxes (N, 4), scores (N,), iou_threshold) -> keep (K,) int64`` (lesson 05).
 
     Returns:
         int: the number of cases passed; raises ``ExerciseError`` otherwise.
