@@ -11,6 +11,7 @@ from minifrcnn.course.train_rpn import (
     COURSE_RPN_RECIPE,
     collect_proposals,
     load_course_rpn,
+    main,
     recall_vs_proposals,
     train_course_rpn,
 )
@@ -28,6 +29,15 @@ def test_the_shipped_rpn_is_lesson_04s_run_and_finds_the_test_digits():
 def test_a_missing_file_says_how_to_make_it(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"does not exist: run python -m minifrcnn.course.train_rpn to make it"):
         load_course_rpn(tmp_path / "rpn.pt")
+
+
+@pytest.mark.parametrize("args, message", [(["--threads", "0"], "--threads 0: use 1 or more"),
+                                           (["--max-steps", "-2"], "--max-steps -2: use 1 or more")])
+def test_the_command_refuses_bad_numbers_in_one_line(tmp_path, capsys, args, message):
+    with pytest.raises(SystemExit) as stop:
+        main([*args, "--out", str(tmp_path / "rpn.pt")])
+    assert stop.value.code == 2 and message in capsys.readouterr().err.splitlines()[-1]
+    assert not (tmp_path / "rpn.pt").exists()
 
 
 @pytest.mark.slow

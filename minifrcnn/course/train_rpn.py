@@ -157,6 +157,10 @@ def main(argv=None):
     parser.add_argument("--max-steps", type=int, default=None, help="stop early (tests)")
     parser.add_argument("--out", default=str(COURSE_RPN_FILE))
     args = parser.parse_args(argv)
+    if args.threads < 1:
+        parser.error(f"--threads {args.threads}: use 1 or more")
+    if args.max_steps is not None and args.max_steps < 1:
+        parser.error(f"--max-steps {args.max_steps}: use 1 or more (or leave it out: all 1,500 steps)")
     torch.set_num_threads(args.threads)
     model, history = train_course_rpn(cache(load_digits("train")), max_steps=args.max_steps)
     out = Path(args.out)
