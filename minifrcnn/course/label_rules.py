@@ -24,8 +24,7 @@ import torch
 
 from ..boxes import box_iou
 from ..data import DATA_DIR, cache, load_digits
-from ..utils import seed_everything
-from .train_rpn import collect_proposals, make_rpn_model, recall_vs_proposals, train_rpn
+from .train_rpn import collect_proposals, recall_vs_proposals, train_course_rpn
 
 RESULTS_FILE = DATA_DIR / "results" / "label_rules.json"
 # The negative threshold of each rule: an anchor whose best IoU is below it is background. Both keep
@@ -41,10 +40,8 @@ def train_with_rule(rule, train_data, seed=0, max_steps=None, device="cpu"):
     """Lesson 04's RPN trained with ``rule`` (a key of :data:`RULES`). Returns ``(model, history)``."""
     if rule not in RULES:
         raise ValueError(f"rule must be one of {sorted(RULES)}, got {rule!r}")
-    seed_everything(seed)
-    model = make_rpn_model(bg_iou_thresh=RULES[rule])
-    history = train_rpn(model, train_data, num_epochs=5, batch_size=4, lr=3e-3, device=device, seed=seed,
-                        progress=False, live_plot=False, max_steps=max_steps)
+    model, history = train_course_rpn(train_data, seed=seed, device=device, max_steps=max_steps,
+                                      bg_iou_thresh=RULES[rule])
     return model.cpu().eval(), history
 
 

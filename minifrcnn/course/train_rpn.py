@@ -130,13 +130,15 @@ COURSE_RPN_FILE = DATA_DIR / "results" / "rpn.pt"
 COURSE_RPN_RECIPE = dict(num_epochs=5, batch_size=4, lr=3e-3, seed=0)
 
 
-def train_course_rpn(train_data, device="cpu", max_steps=None, progress=False, live_plot=False, plot_every=150):
-    """Lesson 04's RPN: :func:`make_rpn_model` trained by :data:`COURSE_RPN_RECIPE`. Returns
-    ``(model, history)`` (see :func:`train_rpn`)."""
-    seed_everything(COURSE_RPN_RECIPE["seed"])
-    model = make_rpn_model()
+def train_course_rpn(train_data, seed=COURSE_RPN_RECIPE["seed"], device="cpu", max_steps=None, progress=False,
+                     live_plot=False, plot_every=150, **rpn_kwargs):
+    """Lesson 04's RPN: :func:`make_rpn_model` (with ``rpn_kwargs``, e.g. another ``bg_iou_thresh``) trained by
+    :data:`COURSE_RPN_RECIPE`, with another ``seed`` if given. Returns ``(model, history)`` (see
+    :func:`train_rpn`)."""
+    seed_everything(seed)
+    model = make_rpn_model(**rpn_kwargs)
     history = train_rpn(model, train_data, device=device, progress=progress, live_plot=live_plot,
-                        plot_every=plot_every, max_steps=max_steps, **COURSE_RPN_RECIPE)
+                        plot_every=plot_every, max_steps=max_steps, **{**COURSE_RPN_RECIPE, "seed": seed})
     return model, history
 
 
