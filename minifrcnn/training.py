@@ -328,7 +328,7 @@ def train(model, dataset, settings=None, checkpoint=None, resume=False, device=N
     progress, live_plot, checkpoint = (progress, live_plot, checkpoint) if rank == 0 else (False, None, None)
 
     bar = tqdm(range(start, settings.steps), initial=start, total=settings.steps, disable=not progress,
-               desc="training", unit="step")
+               desc="training", unit="step", mininterval=1.0)  # a widget in a notebook: redraws cost time
     for step in bar:
         indices = batch_indices(len(dataset), settings.batch_size, step, settings.seed)[rank::world]
         batch = [dataset[i] for i in indices]
@@ -371,7 +371,7 @@ def train(model, dataset, settings=None, checkpoint=None, resume=False, device=N
             values = dict(zip(values, stacked / world))
         history.append({"step": step, "lr": lr, **{k: v.item() for k, v in values.items()}})
         if progress and step % 10 == 0:
-            bar.set_postfix(loss=f"{total.item():.3f}")
+            bar.set_postfix(loss=f"{total.item():.3f}", refresh=False)  # shown at the bar's next redraw
         if live_plot is not None:
             live_plot.add(step, {**losses, "total": total.detach()})
         if (step + 1) % settings.checkpoint_every == 0 or step + 1 == settings.steps:

@@ -124,3 +124,25 @@ def test_matcher_on_real_boxes_equals_torchvision_iou_pipeline():
     xy = torch.rand(6, 2, generator=gen) * 90
     gt = torch.cat((xy, xy + torch.rand(6, 2, generator=gen) * 40 + 10), 1)
     assert torch.equal(rpn_matcher()(box_iou(gt, anchors)), TvMatcher(0.7, 0.3, True)(tv_ops.box_iou(gt, anchors)))
+
+
+def test_the_course_data_labels_anchors_alike_in_float32_and_float64():
+    """Lesson 03's claim: on every image of the three splits, the paper's rule (with the
+    best-anchor rule, where a float32 tie could differ) gives the same anchor labels from a
+    float32 IoU matrix as from a float64 one."""
+    from minifrcnn.data import DATA_DIR, read_coco
+    anchors = AnchorGenerator((16, 32, 64), (0.5, 1.0, 2.0))((128, 128), (16, 16))
+    images = 0
+    for split in ("train", "val", "test"):
+        coco = read_coco(DATA_DIR / "digits" / f"{split}.json")
+        boxes = {}
+        for ann in coco["annotations"]:
+            x, y, w, h = ann["bbox"]
+            boxes.setdefault(ann["image_id"], []).append([x, y, x + w, y + h])
+        for info in coco["images"]:
+            gt = torch.tensor(boxes.get(info["id"], []), dtype=torch.float64).reshape(-1, 4)
+            labels = [match_labels(rpn_matcher()(box_iou(gt.to(dtype), anchors.to(dtype))))
+                      for dtype in (torch.float32, torch.float64)]
+            assert torch.equal(*labels), (split, info["id"])
+            images += 1
+    assert images == 1600

@@ -189,3 +189,26 @@ def test_solutions_are_collapsed_and_announced(path):
             prompt = "".join(cells[i - 1]["source"])
             assert cells[i - 1]["cell_type"] == "markdown" and prompt.rstrip().endswith(SOLUTION_NOTE), \
                 f"cell {i - 1}, before solution cell {i}, does not end with the note that the solution is hidden"
+
+
+def _hidden(cell):
+    return cell["cell_type"] == "code" and bool(cell["metadata"].get("jupyter", {}).get("source_hidden"))
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_teaching_cells_stay_short_and_collapsed_cells_are_announced(path):
+    """Issue 13, section 5: a visible cell carries one idea and stays short (the first code
+    cell, the imports, excepted); longer drawing code and pinned numbers live in collapsed
+    cells, and a note in the text says where each one is ("after the code below", "above")."""
+    cells = json.loads(path.read_text())["cells"]
+    first = next(i for i, c in enumerate(cells) if c["cell_type"] == "code")
+    for i, cell in enumerate(cells):
+        lines = len("".join(cell["source"]).splitlines())
+        if cell["cell_type"] == "code" and i != first and not _hidden(cell) and "solution" not in cell["metadata"].get(
+                "tags", []):
+            assert lines <= 22, f"cell {i} has {lines} visible lines: split it, or move its drawing code to a " \
+                                f"collapsed cell or minifrcnn.course.draw"
+        text = "".join(cell["source"])
+        if cell["cell_type"] == "markdown" and "collapsed cell" in text and "solution" not in text:
+            near = cells[max(0, i - 4):i] if "collapsed cell above" in text else cells[i + 1:i + 8]
+            assert any(_hidden(c) for c in near), f"cell {i} announces a collapsed cell that is not there"

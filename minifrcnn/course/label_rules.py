@@ -6,7 +6,7 @@ holds; this module measures what it does to a trained RPN: lesson 04's RPN (``ma
 ``train_rpn``: 5 epochs of 300 steps, AdamW) trained with each rule and several seeds, everything
 else the same, and scored on the test split by
 
-* recall at 10, 50 and 300 proposals per image, at IoU 0.5 and 0.7 (lesson 04's measure);
+* recall at 10, 50 and 300 proposals per image, at IoU 0.5 and 0.7 (lesson 05's measure);
 * the mean objectness, P(object), the RPN gives the test anchors of each IoU range: positive
   (>= 0.7), the band split in two ([0.5, 0.7) and [0.3, 0.5)), and negative (< 0.3);
 * for one test image, each cell's highest objectness over its 9 anchors (for a picture).

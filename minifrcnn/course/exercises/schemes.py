@@ -15,24 +15,26 @@ WHY = {
 }
 
 
-def _tiny_model():
+def _tiny_model(frozen_stages=0):
     with torch.random.fork_rng():  # seeded, without resetting the learner's own random state
         torch.manual_seed(0)
-        return FasterRCNN(DetectorConfig.course(backbone_weights=None, backbone_frozen_stages=0,
+        return FasterRCNN(DetectorConfig.course(backbone_weights=None, backbone_frozen_stages=frozen_stages,
                                                 backbone_channels=(8, 8, 16), backbone_blocks=(1, 1, 1),
                                                 head_hidden=16))
 
 
 def _cases():
-    """Each case: ``(steps applied before, step to check)``. Every case starts from a fresh
-    model, set by the reference for the earlier steps, so that a function which only ever
-    freezes, and never unfreezes, fails."""
-    return [Case("step 3 on a fresh model", ((), 3)),
-            Case("step 1 on a fresh model", ((), 1)),
-            Case("step 2 on a fresh model", ((), 2)),
-            Case("step 4 after step 3 (the head must become trainable again, the RPN fixed)", ((3,), 4)),
-            Case("step 3 after step 2 (the backbone trained in step 2 is now fixed)", ((2,), 3)),
-            Case("step 2 after step 4 (everything the step trains must be trainable)", ((4,), 2))]
+    """Each case: ``(stages the config fixes, steps applied before, step to check)``. Every
+    case starts from a fresh model, set by the reference for the earlier steps, so that a
+    function which only ever freezes, and never unfreezes, fails."""
+    return [Case("step 3 on a fresh model", (0, (), 3)),
+            Case("step 1 on a fresh model", (0, (), 1)),
+            Case("step 2 on a fresh model", (0, (), 2)),
+            Case("step 4 after step 3 (the head must become trainable again, the RPN fixed)", (0, (3,), 4)),
+            Case("step 3 after step 2 (the backbone trained in step 2 is now fixed)", (0, (2,), 3)),
+            Case("step 2 after step 4 (everything the step trains must be trainable)", (0, (4,), 2)),
+            Case("step 1 on a model whose config fixes the backbone's first stage", (1, (), 1)),
+            Case("step 2 after step 4, the config fixing the first stage", (1, (4,), 2))]
 
 
 @falls_back_to(set_trainable)
@@ -40,17 +42,20 @@ def check_set_trainable(student_fn):
     """Check ``student_fn(model, step)`` against :func:`minifrcnn.course.schemes.set_trainable`.
 
     The function must set ``requires_grad`` on every parameter of a FasterRCNN for step
-    1, 2, 3 or 4 (True for the parts the step trains, False for the others), leave the
-    weights alone, and return the trainable parameters in ``model.parameters()`` order.
+    1, 2, 3 or 4 (True for the parts the step trains, False for the others, and False for
+    the backbone stages the config fixes), leave the weights alone, and return the
+    trainable parameters in ``model.parameters()`` order.
     """
     __tracebackhide__ = True
     cases = _cases()
     for i, case in enumerate(cases, 1):
-        before, step = case.args
+        frozen_stages, before, step = case.args
         label = f"case {i} ({case.name})"
-        model = _tiny_model()
+        model, reference = _tiny_model(frozen_stages), _tiny_model(frozen_stages)
         for earlier in before:
             set_trainable(model, earlier)
+        set_trainable(reference, step)
+        expected_flags = {name: p.requires_grad for name, p in reference.named_parameters()}
         weights = {k: v.clone() for k, v in model.state_dict().items()}
         returned = call_learner(student_fn, Case(case.name, (model, step)), "your function", label)
         for name, value in model.state_dict().items():
@@ -59,8 +64,13 @@ def check_set_trainable(student_fn):
                                     f"requires_grad.\n  hint: param.requires_grad_(flag) or "
                                     f"module.requires_grad_(flag) changes no value.")
         for name, param in model.named_parameters():
-            part = name.split(".")[0]
-            expected = part in ALTERNATING_STEPS[step]
+            expected = expected_flags[name]
+            if param.requires_grad and not expected and name.split(".")[0] in ALTERNATING_STEPS[step]:  # a fixed stage
+                raise ExerciseError(
+                    f"{label}: after your_function(model, {step}), {name} has requires_grad="
+                    f"{param.requires_grad}, expected {expected}: the config fixes the backbone's first "
+                    f"{frozen_stages} stage(s), and a step that trains the backbone must leave them fixed.\n  hint: "
+                    f"after setting the backbone's flags, model.backbone.freeze(model.backbone.frozen_stages).")
             if param.requires_grad != expected:
                 raise ExerciseError(
                     f"{label}: after your_function(model, {step}), {name} has requires_grad="
