@@ -2,7 +2,7 @@
 
     python -m minifrcnn train [--steps 1000] [--out runs/course]
     python -m minifrcnn evaluate [--checkpoint runs/course/checkpoint.pt] [--split test]
-    python -m minifrcnn detect IMAGE... [--checkpoint ...] [--out-dir runs/course/detections]
+    python -m minifrcnn detect IMAGE... [--checkpoint ...] [--out-dir DIR/detections beside the checkpoint]
     python -m minifrcnn pretrain [--out data/pretrained/small_backbone.pt] [--steps N]
     python -m minifrcnn ablations [--out data/results/ablations.json] [--steps N] [--seeds 0 1 2]
 
@@ -62,6 +62,9 @@ def _model_from_checkpoint(path, device):
     from .detector import DetectorConfig, FasterRCNN
     from .training import load_checkpoint
     path = Path(path)
+    if path.is_dir():
+        raise CommandError(f"checkpoint {path} is a folder, not a checkpoint file (give the .pt file in it, e.g. "
+                           f"{path / 'checkpoint.pt'})")
     if not path.is_file():
         raise CommandError(f"checkpoint {path} not found (train one with `python -m minifrcnn train`, "
                            "or give its path with --checkpoint)")
@@ -142,8 +145,8 @@ def _config(args, num_classes):
     config = DetectorConfig.course(num_classes=num_classes)
     changes = {}
     if args.min_size is not None or args.max_size is not None:
-        min_size = args.min_size or config.min_size
-        max_size = args.max_size or max(min_size, config.max_size)
+        min_size = config.min_size if args.min_size is None else args.min_size
+        max_size = max(min_size, config.max_size) if args.max_size is None else args.max_size
         if not 0 < min_size <= max_size:
             raise CommandError(f"--min-size must be above 0 and at most --max-size, got {min_size} and {max_size} "
                                "(the shorter side is resized to min-size, the longer kept under max-size)")
@@ -218,12 +221,17 @@ def cmd_train(args):
     try:
         model = FasterRCNN(config)
     except (FileNotFoundError, ValueError) as error:
-        raise CommandError(f"{str(error).splitlines()[0]} (check --backbone and --backbone-weights)") from None
+        message = str(error).splitlines()[0]
+        raise CommandError(message if message.endswith(")") else f"{message} (check --backbone and "
+                                                                   "--backbone-weights)") from None
     if args.resume and checkpoint.exists():
         _, resumed = _model_from_checkpoint(checkpoint, "cpu")  # readable, and trained on the same classes
         if resumed["class_names"] != classes["class_names"]:
             raise CommandError(f"{checkpoint} was trained on other classes (train into another --out, or remove it)")
+    elif args.resume and int(os.environ.get("RANK", "0")) == 0:
+        print(f"--resume: no {checkpoint} yet, so training starts from the first step")
     rank, device = _start_processes(args.device)
+    created = not args.out.exists()
     if rank == 0:
         _out_folder(args.out, "--out")
     try:
@@ -231,6 +239,12 @@ def cmd_train(args):
                         metadata=classes)
     except NonFiniteLossError as error:
         raise CommandError(f"training stopped, {error}") from None
+    except ValueError as error:  # found while training: an unreadable image, a checkpoint of another process count
+        if rank == 0 and created and args.out.is_dir() and not any(args.out.iterdir()):
+            args.out.rmdir()  # nothing written on a mistake
+        message = str(error).splitlines()[0]
+        raise CommandError(message if "process(es)" in message else f"{message} (fix the file or remove it from "
+                                                                    "the annotations, then train again)") from None
     finally:
         if process_group()[1] > 1:
             torch.distributed.destroy_process_group()
@@ -279,6 +293,9 @@ def cmd_evaluate(args):
 def _read_image(path):
     from PIL import Image
     from torchvision.transforms.v2.functional import pil_to_tensor
+    if path.is_dir():
+        raise CommandError(f"image {path} is a folder (give image files; for the images of a COCO file use --data "
+                           "and --images)")
     if not path.is_file():
         raise CommandError(f"image {path} not found (check the path)")
     try:
@@ -310,6 +327,9 @@ def cmd_detect(args):
         jobs = [(path, i, None) for i, path in enumerate(args.images, 1)]
         images = {path: _read_image(path) for path in args.images}  # every image is read before anything is written
         read = lambda job: images[job[0]]  # noqa: E731
+    if args.out_dir is None:  # beside the checkpoint (the shipped one's: the course's run folder)
+        args.out_dir = (Path(args.checkpoint).parent if args.checkpoint != _shipped_detector() else DEFAULT_OUT) \
+            / "detections"
     _out_folder(args.out_dir, "--out-dir")
     names, category_ids = classes["class_names"], classes["category_ids"]
     results = []
@@ -386,7 +406,8 @@ def main(argv=None):
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default=None, help="cpu, cuda, ... (default: GPU when present)")
     commands = parser.add_subparsers(dest="command", required=True)
-    train = commands.add_parser("train", help="train the course detector on the digits")
+    train = commands.add_parser("train", help="train the course detector: on the digits, or on your COCO data "
+                                              "(--train and --images)")
     train.add_argument("--steps", type=int, default=TrainSettings().steps)
     train.add_argument("--batch-size", type=int, default=TrainSettings().batch_size)
     train.add_argument("--lr", type=float, default=TrainSettings().lr)
@@ -422,7 +443,8 @@ def main(argv=None):
     detect.add_argument("--images", dest="data_images", type=Path, default=None, help="--data's image folder")
     detect.add_argument("--checkpoint", type=Path, default=None,
                         help="default: runs/course/checkpoint.pt, else the course's trained detector (shipped)")
-    detect.add_argument("--out-dir", type=Path, default=DEFAULT_OUT / "detections")
+    detect.add_argument("--out-dir", type=Path, default=None,
+                        help="default: detections/ beside --checkpoint, else runs/course/detections")
     detect.add_argument("--score", type=float, default=0.5, help="smallest score drawn")
     from .data import DATA_DIR
     from .pretrain import PRETRAINED_FILE, PretrainSettings
@@ -456,7 +478,8 @@ def main(argv=None):
     except CommandError as error:
         if os.environ.get("MINIFRCNN_DEBUG"):
             raise
-        print(f"error: {error}", file=sys.stderr)
+        if int(os.environ.get("RANK", "0")) == 0:  # under torchrun, one line, not one per process
+            print(f"error: {error}", file=sys.stderr)
         return 2
     return 0
 

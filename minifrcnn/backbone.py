@@ -200,8 +200,17 @@ def torchvision_backbone(name="resnet18", weights=None, stride=16, **kwargs):
     from torchvision.models import get_model
     model = get_model(name, weights=None, **kwargs)  # weights=None: never a download
     if weights is not None:
-        state = torch.load(_local_weights_file(name, weights), map_location="cpu", weights_only=True)
-        model.load_state_dict(state)
+        path = _local_weights_file(name, weights)
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception:  # UnpicklingError, KeyError, IndexError, EOFError, ...: which one depends on the bytes
+            raise ValueError(f"{path}: not a weights file torch can load safely (give the "
+                             f"state dict of torchvision's {name}, saved with torch.save)") from None
+        try:
+            model.load_state_dict(state)
+        except (RuntimeError, TypeError, AttributeError):
+            raise ValueError(f"{path}: not the weights of torchvision's {name}, its keys or shapes differ (give the "
+                             f"state dict of {name} itself)") from None
     layers = _stage_layers(model)
     shapes = _output_stride_and_channels(nn.Sequential(*layers).eval())
     nn.Sequential(*layers).train()  # back to training mode, as any new model

@@ -13,6 +13,7 @@ where the data come from and how ``data/digits/`` is regenerated.
 import contextlib
 import io
 import json
+import math
 import numbers
 import os
 from pathlib import Path
@@ -60,17 +61,21 @@ def read_coco(path):
     def fail(message):
         raise ValueError(f"{path}: {message}")
 
+    if path.is_dir():
+        raise FileNotFoundError(f"{path}: a folder, not a file (give the COCO annotation file, a .json file)")
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file (a COCO annotation file is a JSON file; check the path)")
     try:
         coco = json.loads(path.read_text())
     except json.JSONDecodeError as e:
         fail(f"not valid JSON ({e})")
+    except UnicodeDecodeError:
+        fail("not a text file, so not JSON (give the COCO annotation file, a .json file)")
     if not isinstance(coco, dict):
         fail("top level must be a JSON object")
     for key in ("images", "annotations", "categories"):
         if not isinstance(coco.get(key), list):
-            fail(f'missing list "{key}"')
+            fail(f'missing list "{key}" (a COCO detection file has "images", "annotations" and "categories")')
 
     def check_entries(key, required):
         """Check each entry has the required keys and a unique id; return {id: entry}."""
@@ -100,13 +105,16 @@ def read_coco(path):
         if ann["image_id"] not in images:
             fail(f"{where} has unknown image_id {ann['image_id']!r}")
         if ann["category_id"] not in categories:
-            fail(f"{where} has unknown category_id {ann['category_id']!r}")
+            fail(f"{where} has unknown category_id {ann['category_id']!r} (every category_id must be the id of "
+                 f"an entry of \"categories\")")
         box = ann["bbox"]
         # bool is a Number in Python: exclude it explicitly.
         if not (isinstance(box, list) and len(box) == 4 and
                 all(isinstance(v, numbers.Real) and not isinstance(v, bool) for v in box)):
             fail(f"{where} bbox must be 4 numbers [x, y, width, height], got {box!r}")
         x, y, w, h = box
+        if not all(math.isfinite(v) for v in box):
+            fail(f"{where} bbox {box} is not finite (NaN or infinity: fix or remove the annotation)")
         if w <= 0 or h <= 0:
             fail(f"{where} bbox {box} has width or height <= 0")
         image = images[ann["image_id"]]

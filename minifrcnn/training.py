@@ -370,8 +370,8 @@ def train(model, dataset, settings=None, checkpoint=None, resume=False, device=N
             torch.distributed.all_reduce(stacked)
             values = dict(zip(values, stacked / world))
         history.append({"step": step, "lr": lr, **{k: v.item() for k, v in values.items()}})
-        if progress and step % 10 == 0:
-            bar.set_postfix(loss=f"{total.item():.3f}", refresh=False)  # shown at the bar's next redraw
+        if progress and (step % 10 == 0 or step + 1 == settings.steps):  # the last one: the loss it ended with
+            bar.set_postfix(loss=f"{total.item():.3f}", refresh=step + 1 == settings.steps)  # else at the next redraw
         if live_plot is not None:
             live_plot.add(step, {**losses, "total": total.detach()})
         if (step + 1) % settings.checkpoint_every == 0 or step + 1 == settings.steps:

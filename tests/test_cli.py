@@ -88,3 +88,26 @@ def test_detect_works_out_of_the_box_with_the_shipped_detector(tmp_path):
     confident = {r["category_id"] for r in results if r["score"] >= 0.5}
     assert set(target["labels"].tolist()) <= confident  # category id = label = digit + 1
     assert not (tmp_path / "runs").exists()
+
+
+
+def test_resume_says_what_it_does_and_refuses_another_process_count(tmp_path):
+    """--resume without a checkpoint says it starts from the first step; a checkpoint written by
+    2 processes, resumed by 1, ends in one line and status 2, and the checkpoint is left as it was."""
+    import torch
+
+    from minifrcnn.training import load_checkpoint
+    out = tmp_path / "run"
+    common = ["train", "--batch-size", "2", "--limit", "4", "--out", str(out), "--resume"]
+    stdout = run(*common, "--steps", "1", cwd=tmp_path)
+    assert f"--resume: no {out / 'checkpoint.pt'} yet, so training starts from the first step" in stdout
+    state = load_checkpoint(out / "checkpoint.pt")
+    state["rng_per_process"] = [state["rng"], state["rng"]]        # as if written by torchrun with 2 processes
+    torch.save(state, out / "checkpoint.pt")
+    before = (out / "checkpoint.pt").read_bytes()
+    result = subprocess.run([sys.executable, "-m", "minifrcnn", "--device", "cpu", *common, "--steps", "2"],
+                            capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (f"error: {out / 'checkpoint.pt'} was written by 2 process(es): "
+                                                      "resume it with as many (now 1)")
+    assert (out / "checkpoint.pt").read_bytes() == before

@@ -1,5 +1,6 @@
 """Every command-line mistake ends with one line, ``error: <what> (<how to fix>)``, exit
 status 2, and nothing written: the table below lists each bad input and its exact message."""
+import io
 import json
 import subprocess
 import sys
@@ -43,6 +44,17 @@ def files(tmp_path):
         {**empty, "images": [{"id": 1, "file_name": "small.png", "width": 80, "height": 60}]}))
     (inputs / "a_file").write_text("")
     (inputs / "a_folder").mkdir()
+    one_box = {"images": [{"id": 1, "file_name": "small.png", "width": 8, "height": 6}],
+               "categories": [{"id": 1, "name": "thing"}]}
+    (inputs / "nan_box.json").write_text(json.dumps(  # Python's json writes NaN, and reads it back
+        {**one_box, "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [float("nan"), 1, 2, 2]}]}))
+    buffer = io.BytesIO()
+    Image.fromarray(torch.randint(0, 256, (48, 64, 3), dtype=torch.uint8).numpy()).save(buffer, format="PNG")
+    (inputs / "truncated.png").write_bytes(buffer.getvalue()[:len(buffer.getvalue()) // 2])   # a header PIL reads,
+    (inputs / "truncated.json").write_text(json.dumps(                                        # pixels it cannot
+        {**one_box, "images": [{"id": 1, "file_name": "truncated.png", "width": 64, "height": 48}],
+         "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [1, 1, 2, 2]}]}))
+    torch.save({"fc.weight": torch.zeros(2, 2)}, inputs / "not_resnet.pth")
     return inputs, tmp_path / "out"
 
 
@@ -130,6 +142,33 @@ CASES = [
      "fine-tuning; a row: e.g. lambda/0.1)"),
     (["ablations", "--out", "{in}/a_folder"],
      "--out {in}/a_folder is a folder (give the results file's path, e.g. ablations.json)"),
+    (["evaluate", "--checkpoint", "{in}/a_folder"],
+     "checkpoint {in}/a_folder is a folder, not a checkpoint file (give the .pt file in it, e.g. "
+     "{in}/a_folder/checkpoint.pt)"),
+    (["detect", "{in}/a_folder", "--checkpoint", "{in}/good.pt", "--out-dir", "{out}"],
+     "image {in}/a_folder is a folder (give image files; for the images of a COCO file use --data and --images)"),
+    (["train", "--train", "{in}/small.png", "--images", "{in}", "--out", "{out}"],
+     "{in}/small.png: not a text file, so not JSON (give the COCO annotation file, a .json file)"),
+    (["train", "--train", "{in}/a_folder", "--images", "{in}", "--out", "{out}"],
+     "{in}/a_folder: a folder, not a file (give the COCO annotation file, a .json file)"),
+    (["train", "--train", "{in}/nan_box.json", "--images", "{in}", "--out", "{out}"],
+     "{in}/nan_box.json: annotations[0] (id 1) bbox [nan, 1, 2, 2] is not finite (NaN or infinity: fix or remove "
+     "the annotation)"),
+    (["train", "--train", "{in}/truncated.json", "--images", "{in}", "--steps", "1", "--batch-size", "1",
+      "--out", "{out}"],
+     "{in}/truncated.png: not an image file PIL can read (images[0] of truncated.json) (fix the file or remove it "
+     "from the annotations, then train again)"),
+    (["train", "--limit", "4", "--batch-size", "2", "--min-size", "0", "--out", "{out}"],
+     "--min-size must be above 0 and at most --max-size, got 0 and 192 (the shorter side is resized to min-size, "
+     "the longer kept under max-size)"),
+    (["train", "--limit", "4", "--batch-size", "2", "--backbone", "resnet18", "--backbone-weights",
+      "{in}/corrupt.pt", "--out", "{out}"],
+     "{in}/corrupt.pt: not a weights file torch can load safely (give the state dict of "
+     "torchvision's resnet18, saved with torch.save)"),
+    (["train", "--limit", "4", "--batch-size", "2", "--backbone", "resnet18", "--backbone-weights",
+      "{in}/not_resnet.pth", "--out", "{out}"],
+     "{in}/not_resnet.pth: not the weights of torchvision's resnet18, its keys or shapes differ (give the state "
+     "dict of resnet18 itself)"),
     (["--device", "tpu", "evaluate", "--checkpoint", "{in}/good.pt"],
      "--device 'tpu' is not a device torch knows (use cpu, cuda or cuda:N)"),
 ]
@@ -154,7 +193,10 @@ def test_a_mistake_gives_one_line_and_writes_nothing(files, capsys, args, messag
     status = main([a.format(**fill) for a in args])
     captured = capsys.readouterr()
     assert status == 2
-    assert captured.err == f"error: {message.format(**fill)}\n"
+    *before_error, last = captured.err.split("\n")[:-1]
+    assert last == f"error: {message.format(**fill)}" and captured.err.endswith("\n")
+    # before it, at most the progress bar of a training that had begun (a mistake found in its first step)
+    assert all(not line.strip() or line.lstrip("\r").startswith("training:") for line in before_error)
     assert listing(inputs) == before and not out.exists()  # nothing written, nothing changed
 
 
