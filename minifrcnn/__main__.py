@@ -184,7 +184,7 @@ def _start_processes(device_name):
 def cmd_train(args):
     from .data import CLASS_NAMES, cache, load_digits
     from .detector import FasterRCNN
-    from .training import NonFiniteLossError, TrainSettings, process_group, train
+    from .training import NonFiniteLossError, TrainSettings, load_checkpoint, process_group, train
     from .utils import seed_everything
     try:
         settings = TrainSettings(steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed)
@@ -221,13 +221,18 @@ def cmd_train(args):
     try:
         model = FasterRCNN(config)
     except (FileNotFoundError, ValueError) as error:
-        message = str(error).splitlines()[0]
+        message = str(error).splitlines()[0].replace("set backbone_weights=None", "--backbone-weights none")
         raise CommandError(message if message.endswith(")") else f"{message} (check --backbone and "
                                                                    "--backbone-weights)") from None
     if args.resume and checkpoint.exists():
         _, resumed = _model_from_checkpoint(checkpoint, "cpu")  # readable, and trained on the same classes
         if resumed["class_names"] != classes["class_names"]:
             raise CommandError(f"{checkpoint} was trained on other classes (train into another --out, or remove it)")
+        done = int(load_checkpoint(checkpoint).get("step", 0))
+        if done >= settings.steps and int(os.environ.get("RANK", "0")) == 0:
+            print(f"--resume: {checkpoint} has trained {done} step{'s' * (done != 1)} already, and --steps is "
+                  f"{settings.steps}: "
+                  "nothing left to train (raise --steps to train on)")
     elif args.resume and int(os.environ.get("RANK", "0")) == 0:
         print(f"--resume: no {checkpoint} yet, so training starts from the first step")
     rank, device = _start_processes(args.device)

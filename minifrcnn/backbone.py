@@ -241,8 +241,18 @@ def load_backbone_weights(backbone, weights):
     if not path.is_file():
         raise FileNotFoundError(f"no backbone weights at {path}: regenerate the course's with "
                                 f"'python -m minifrcnn pretrain', or set backbone_weights=None to train from scratch")
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # UnpicklingError, KeyError, EOFError, ...: which one depends on the bytes
+        raise ValueError(f"{path}: not a weights file torch can load safely (give a backbone's weights, e.g. "
+                         f"data/pretrained/small_backbone.pt, or set backbone_weights=None)") from None
+    if isinstance(state, dict) and "model" in state and "config" in state:
+        raise ValueError(f"{path} is a whole detector's checkpoint, not a backbone's weights (give a backbone's "
+                         f"weights, e.g. data/pretrained/small_backbone.pt, or set backbone_weights=None)")
     state = state.get("backbone", state) if isinstance(state, dict) else state
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ValueError(f"{path}: not a state dict of tensors (give a backbone's weights, e.g. "
+                         f"data/pretrained/small_backbone.pt, or set backbone_weights=None)")
     own = backbone.state_dict()
     mismatched = [k for k in own if k not in state or state[k].shape != own[k].shape]
     if mismatched or set(state) - set(own):

@@ -111,3 +111,7 @@ def test_resume_says_what_it_does_and_refuses_another_process_count(tmp_path):
     assert result.stderr.strip().splitlines()[-1] == (f"error: {out / 'checkpoint.pt'} was written by 2 process(es): "
                                                       "resume it with as many (now 1)")
     assert (out / "checkpoint.pt").read_bytes() == before
+    state["rng_per_process"] = [state["rng"]]
+    torch.save(state, out / "checkpoint.pt")
+    stdout = run(*common, "--steps", "1", cwd=tmp_path)          # 1 step trained already: nothing left
+    assert f"--resume: {out / 'checkpoint.pt'} has trained 1 step already, and --steps is 1: nothing left" in stdout

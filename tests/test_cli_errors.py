@@ -169,6 +169,12 @@ CASES = [
       "{in}/not_resnet.pth", "--out", "{out}"],
      "{in}/not_resnet.pth: not the weights of torchvision's resnet18, its keys or shapes differ (give the state "
      "dict of resnet18 itself)"),
+    (["train", "--limit", "4", "--batch-size", "2", "--backbone-weights", "{in}/good.pt", "--out", "{out}"],
+     "{in}/good.pt is a whole detector's checkpoint, not a backbone's weights (give a backbone's weights, e.g. "
+     "data/pretrained/small_backbone.pt, or --backbone-weights none)"),
+    (["train", "--limit", "4", "--batch-size", "2", "--backbone-weights", "{in}/corrupt.pt", "--out", "{out}"],
+     "{in}/corrupt.pt: not a weights file torch can load safely (give a backbone's weights, e.g. "
+     "data/pretrained/small_backbone.pt, or --backbone-weights none)"),
     (["--device", "tpu", "evaluate", "--checkpoint", "{in}/good.pt"],
      "--device 'tpu' is not a device torch knows (use cpu, cuda or cuda:N)"),
 ]
