@@ -248,8 +248,10 @@ def cmd_train(args):
         if rank == 0 and created and args.out.is_dir() and not any(args.out.iterdir()):
             args.out.rmdir()  # nothing written on a mistake
         message = str(error).splitlines()[0]
-        raise CommandError(message if "process(es)" in message else f"{message} (fix the file or remove it from "
-                                                                    "the annotations, then train again)") from None
+        failure = CommandError(message if "process(es)" in message else f"{message} (fix the file or remove it "
+                                                                        "from the annotations, then train again)")
+        failure.every_process = True  # found in this process's share of a batch: the others may not have seen it
+        raise failure from None
     finally:
         if process_group()[1] > 1:
             torch.distributed.destroy_process_group()
@@ -483,7 +485,8 @@ def main(argv=None):
     except CommandError as error:
         if os.environ.get("MINIFRCNN_DEBUG"):
             raise
-        if int(os.environ.get("RANK", "0")) == 0:  # under torchrun, one line, not one per process
+        # under torchrun a mistake every process finds is printed once, by rank 0
+        if int(os.environ.get("RANK", "0")) == 0 or getattr(error, "every_process", False):
             print(f"error: {error}", file=sys.stderr)
         return 2
     return 0
