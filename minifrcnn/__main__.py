@@ -165,6 +165,12 @@ def _config(args, num_classes):
     return DetectorConfig.course(num_classes=num_classes, **changes)
 
 
+def _first_process():
+    """Whether this is the process that reports: the only one, or rank 0 under ``torchrun``
+    (read from its environment, so it holds before the process group is joined too)."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
 def _start_processes(device_name):
     """Under ``torchrun`` (``WORLD_SIZE`` > 1): join the process group (NCCL on GPUs, gloo on
     CPUs) and return ``(rank, this process's device)``; otherwise ``(0, the device)``."""
@@ -229,11 +235,11 @@ def cmd_train(args):
         if resumed["class_names"] != classes["class_names"]:
             raise CommandError(f"{checkpoint} was trained on other classes (train into another --out, or remove it)")
         done = int(load_checkpoint(checkpoint).get("step", 0))
-        if done >= settings.steps and int(os.environ.get("RANK", "0")) == 0:
+        if done >= settings.steps and _first_process():
             print(f"--resume: {checkpoint} has trained {done} step{'s' * (done != 1)} already, and --steps is "
                   f"{settings.steps}: "
                   "nothing left to train (raise --steps to train on)")
-    elif args.resume and int(os.environ.get("RANK", "0")) == 0:
+    elif args.resume and _first_process():
         print(f"--resume: no {checkpoint} yet, so training starts from the first step")
     rank, device = _start_processes(args.device)
     created = not args.out.exists()
@@ -486,7 +492,7 @@ def main(argv=None):
         if os.environ.get("MINIFRCNN_DEBUG"):
             raise
         # under torchrun a mistake every process finds is printed once, by rank 0
-        if int(os.environ.get("RANK", "0")) == 0 or getattr(error, "every_process", False):
+        if _first_process() or getattr(error, "every_process", False):
             print(f"error: {error}", file=sys.stderr)
         return 2
     return 0
