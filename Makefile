@@ -1,6 +1,7 @@
 # Two commands do all the set-up on a fresh clone (see README.md):
 #   make lab    create .venv on first use, install, open the course in JupyterLab
 #   make test   create .venv on first use, install, run the linter, then pytest and nbval over every notebook
+#               (two workers: TEST_WORKERS)
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -25,9 +26,15 @@ lab: $(STAMP)
 
 # One pytest run: the package's tests and every notebook under nbval (checks are assert
 # cells, so --nbval-lax; --nbval-current-env runs the notebooks in this venv's kernel).
+# It runs in TEST_WORKERS processes (pytest-xdist; 0: one process, in order). --dist loadscope
+# keeps each test file and each notebook whole on one worker, in order. Every worker's torch
+# uses one thread: two processes of two threads each on a 2-core CPU wait for each other
+# (benchmarks/README.md, "Lesson run times": 11 instead of 16-18 minutes on 2 cores).
+TEST_WORKERS ?= 2
 test: $(STAMP)
 	$(VENV)/bin/ruff check .
-	$(PY) -m pytest tests notebooks --nbval-lax --nbval-current-env --durations=15 $(PYTEST_ARGS)
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(PY) -m pytest -n $(TEST_WORKERS) --dist loadscope tests notebooks \
+		--nbval-lax --nbval-current-env --durations=15 $(PYTEST_ARGS)
 
 # The linter (pyproject.toml, [tool.ruff]): pyflakes, import order, lines of at most 120 characters.
 lint: $(STAMP)
