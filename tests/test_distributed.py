@@ -106,3 +106,35 @@ def test_a_batch_the_processes_cannot_share_is_refused(tmp_path, monkeypatch, ca
                                        "equal share of every batch: use e.g. 2)\n")
     assert not (tmp_path / "odd").exists()
 
+
+
+def test_on_gpus_each_process_takes_its_gpu_nccl_and_synchronised_batchnorm(monkeypatch):
+    """The GPU branch of the wiring, without a GPU: torchrun's LOCAL_RANK picks the process's
+    GPU, the process group uses NCCL, and BatchNorm becomes SyncBatchNorm inside DDP with
+    that one device. (NCCL itself needs two GPUs or more, which no machine of this project's
+    CI has; benchmarks/gpu_check.sh runs the gloo tests on the lent GPU machine.)"""
+    import minifrcnn.utils
+    from minifrcnn.__main__ import _start_processes
+    from minifrcnn.detector import DetectorConfig, FasterRCNN
+    from minifrcnn.training import distribute
+    calls = {}
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    monkeypatch.setattr(minifrcnn.utils, "get_device", lambda name=None: torch.device("cuda"))
+    monkeypatch.setattr(torch.cuda, "set_device", lambda device: calls.setdefault("set_device", device))
+    monkeypatch.setattr(torch.distributed, "init_process_group", lambda backend: calls.setdefault("backend", backend))
+    monkeypatch.setattr(torch.distributed, "get_rank", lambda: 1)
+    assert _start_processes("cuda") == (1, torch.device("cuda", 1))
+    assert calls == {"set_device": torch.device("cuda", 1), "backend": "nccl"}
+
+    class Wrapped:  # stands in for DistributedDataParallel, which needs a process group
+        def __init__(self, module, device_ids=None):
+            self.module, self.device_ids = module, device_ids
+    monkeypatch.setattr(torch.nn.parallel, "DistributedDataParallel", Wrapped)
+    model = FasterRCNN(DetectorConfig.course(backbone_weights=None))
+    norms = sum(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
+    wrapped = distribute(model, torch.device("cuda", 1))
+    assert wrapped.device_ids == [1]
+    synced = [m for m in wrapped.module.modules() if isinstance(m, torch.nn.SyncBatchNorm)]
+    assert norms > 0 and len(synced) == norms
+    assert not any(type(m) is torch.nn.BatchNorm2d for m in wrapped.module.modules())
