@@ -76,7 +76,8 @@ QUICK_TRAIN_IMAGES = 64  # --quick trains on the first 64 training images (decod
 # images at their 128 px, anchors 16 / 32 / 64, 1,000 steps (test mAP@0.5 0.741 then, seed 0).
 OLD_RECIPE = {"config": {"min_size": 128, "max_size": 128, "anchor_sizes": (16, 32, 64), "backbone_weights": None,
                          "backbone_frozen_stages": 0},
-              "train": {"steps": 1000, "batch_size": 8, "lr": 0.06, "weight_decay": 1e-4, "warmup_steps": 50}}
+              "train": {"steps": 1000, "batch_size": 8, "optimizer": "sgd", "lr": 0.06, "weight_decay": 1e-4,
+                        "warmup_steps": 50}}
 
 
 def parse_sets(items):

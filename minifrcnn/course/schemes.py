@@ -26,7 +26,7 @@ API (all three have the same signature shape and return a :class:`SchemeResult`)
   The joint schemes set ``joint_training`` themselves; non-approximate also sets
   ``roi_op="warp"`` (RoI Align's sampling with box gradients: the same forward pass).
 * ``settings`` (:class:`~minifrcnn.training.TrainSettings`): the budget, ``settings.steps``
-  SGD steps of ``settings.batch_size`` images, and the optimiser. Joint training spends them
+  steps of ``settings.batch_size`` images, and the optimiser. Joint training spends them
   in one run. Alternating training splits them over its 4 stages (``steps_per_stage``: one
   int for every stage or 4 ints; default ``settings.steps`` split evenly); each stage has
   its own warm-up (scaled to its length) and decay, and its own data order (seed + stage).
@@ -100,7 +100,7 @@ class SchemeResult:
 
     @property
     def steps(self):
-        """SGD steps taken, all stages together."""
+        """Optimiser steps taken, all stages together."""
         return sum(len(history) for history in self.histories.values())
 
     def loss_curve(self, names):
