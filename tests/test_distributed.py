@@ -107,7 +107,6 @@ def test_a_batch_the_processes_cannot_share_is_refused(tmp_path, monkeypatch, ca
     assert not (tmp_path / "odd").exists()
 
 
-
 def test_on_gpus_each_process_takes_its_gpu_nccl_and_synchronised_batchnorm(monkeypatch):
     """The GPU branch of the wiring, without a GPU: torchrun's LOCAL_RANK picks the process's
     GPU, the process group uses NCCL, and BatchNorm becomes SyncBatchNorm inside DDP with
