@@ -25,8 +25,10 @@ gives ours that kernel too).
 Measured per seed: training images/s (``steps * batch_size / seconds`` of ``train``),
 inference images/s on the test split (batches of ``--batch``, eval mode, no grad, a warm-up
 batch, then ``--repeats`` passes, the detectors taking turns; median), test VOC mAP@0.5 and
-COCO AP@[.5:.95]. Reported: each detector's mean and standard deviation over the seeds, and
-the mean of the per-seed speed ratios minifrcnn / torchvision.
+COCO AP@[.5:.95]. Reported: each detector's mean and standard deviation over the seeds, the
+mean of the per-seed speed ratios minifrcnn / torchvision, and the per-seed differences of the
+two detectors' mAP and AP (mean and standard deviation; paired, as both start from the same
+weights and draw the same samples at each seed).
 
 Targets (issue 12): minifrcnn's mean mAP@0.5 no lower than torchvision's minus one standard
 deviation; training and inference at least 1.0x torchvision's images/s; mean test
@@ -36,6 +38,12 @@ mAP@0.5 >= 0.90.
     python benchmarks/bench_detector.py --seeds 0 --no-old --steps 300
     python benchmarks/bench_detector.py --set lr=0.04 --set anchor_sizes=16,32,64
     python benchmarks/bench_detector.py --quick               # 5 steps, 16 test images, one seed: a smoke test
+    python benchmarks/bench_detector.py --seeds 3 4 5 --no-old --out benchmarks/results/more.json
+    python benchmarks/bench_detector.py --merge benchmarks/results/detector_vs_torchvision.json \
+        benchmarks/results/more.json                          # results/detector_vs_torchvision_merged.json
+
+``--merge`` trains nothing: it pools the seeds of runs made with the same options into one report
+(the detectors all of them have), e.g. three more seeds on another day.
 
 ``--set name=value`` sets any field of ``DetectorConfig`` or ``TrainSettings`` (Python
 literals: ``8,8,16`` is a tuple, ``0.04`` a float; bare words are strings).
@@ -275,6 +283,80 @@ def summarise(per_seed, names):
     return summary, {k: v[0] for k, v in ratios.items()}, {k: v[1] for k, v in ratios.items()}
 
 
+def paired_differences(per_seed):
+    """minifrcnn - torchvision per seed (test mAP@0.5 and AP), mean and standard deviation: the two
+    share initial weights and samples at each seed, so the per-seed difference has less noise than
+    either detector's own spread."""
+    result = {}
+    for key in ("test_map50", "test_ap"):
+        values = [r["minifrcnn"][key] - r["torchvision"][key] for r in per_seed]
+        result[key], result[key + "_std"] = mean_std(values)
+        result[key + "_per_seed"] = values
+    return result
+
+
+def check_targets(summary, ratios):
+    """Issue 12's targets, from the summary over the seeds."""
+    o, t = summary["minifrcnn"], summary["torchvision"]
+    return {"map50_at_least_torchvision_minus_one_spread": o["test_map50"] >= t["test_map50"] - t["test_map50_std"],
+            "train_images_per_s_at_least_1.0x": ratios["train"] >= 1.0,
+            "inference_images_per_s_at_least_1.0x": ratios["inference"] >= 1.0,
+            "map50_at_least_0.90": o["test_map50"] >= 0.90}
+
+
+def print_report(report):
+    print("\n" + table(report))
+    d = report["paired_differences"]
+    print(f"minifrcnn - torchvision per seed (same initial weights and samples): mAP@0.5 "
+          f"{100 * d['test_map50']:+.2f} ± {100 * d['test_map50_std']:.2f} points, AP "
+          f"{100 * d['test_ap']:+.2f} ± {100 * d['test_ap_std']:.2f}")
+    print("Targets" + (" (--quick: a smoke run, the targets mean nothing here)" if report["quick"] else "") + ":")
+    for key, ok in report["targets"].items():
+        print(f"  {'PASS' if ok else 'FAIL'}  {key}")
+
+
+# What must be equal for two runs' seeds to be pooled by --merge.
+SAME_IN_MERGED_RUNS = ("config", "train_settings", "split", "train_images", "test_images", "inference_batch_size",
+                       "inference_repeats", "order", "roi_ops", "quick")
+
+
+def merge(paths, out):
+    """Pool the seeds of several runs of this script (e.g. seeds 0-2, then 3-5 on another day) into one
+    report: the detectors every run has, their summary, ratios, paired differences and targets."""
+    runs = []
+    for path in paths:
+        try:
+            runs.append(json.loads(Path(path).read_text()))
+        except (OSError, ValueError) as error:
+            raise SystemExit(f"--merge: cannot read {path} ({type(error).__name__}): give the JSON files this "
+                             f"script wrote") from None
+        if not isinstance(runs[-1], dict) or "per_seed" not in runs[-1] or runs[-1].get("quick") is None:
+            raise SystemExit(f"--merge: {path} is not a report of this script (no per_seed): give the JSON files "
+                             f"it wrote")
+    for path, run in zip(paths[1:], runs[1:]):
+        differ = [key for key in SAME_IN_MERGED_RUNS if run.get(key) != runs[0].get(key)]
+        if differ:
+            raise SystemExit(f"--merge: {path} differs from {paths[0]} in {', '.join(differ)}: only runs of the "
+                             f"same benchmark can be pooled (re-run it with the same options)")
+    seeds = [seed for run in runs for seed in run["seeds"]]
+    if len(set(seeds)) != len(seeds):
+        raise SystemExit(f"--merge: a seed appears in two runs ({seeds}): pool runs of different seeds")
+    names = [n for n in runs[0]["detectors"] if all(n in run["detectors"] for run in runs)]
+    per_seed = [row for run in runs for row in run["per_seed"]]
+    summary, ratios, ratio_spread = summarise(per_seed, names)
+    report = {**{key: runs[0][key] for key in SAME_IN_MERGED_RUNS}, "detectors": names, "seeds": seeds,
+              "summary": summary, "ratios": ratios, "ratios_std": ratio_spread,
+              "paired_differences": paired_differences(per_seed), "targets": check_targets(summary, ratios),
+              "per_seed": per_seed, "merged_from": [{"file": str(p), "seeds": run["seeds"], "command": run["command"],
+                                                     "machine": run["machine"]} for p, run in zip(paths, runs)],
+              "command": "python benchmarks/bench_detector.py --merge " + " ".join(shlex.quote(str(p)) for p in paths)}
+    print_report(report)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=1) + "\n")
+    print(f"wrote {out}")
+    return report
+
+
 def table(report):
     s, names = report["summary"], report["detectors"]
     seeds = len(report["seeds"])
@@ -316,7 +398,13 @@ def main(argv=None):
                              f"16 test images, 1 timed repeat, the first seed only, no old recipe")
     parser.add_argument("--out", default=None, help="JSON file (default results/detector_vs_torchvision.json, "
                                                     "or ..._quick.json with --quick)")
+    parser.add_argument("--merge", nargs="+", metavar="JSON", default=None,
+                        help="train nothing: pool the seeds of earlier runs' JSON files into one report (--out, "
+                             "default results/detector_vs_torchvision_merged.json)")
     args = parser.parse_args(argv)
+    if args.merge:
+        return merge([Path(p) for p in args.merge], Path(args.out) if args.out else
+                     RESULTS / "detector_vs_torchvision_merged.json")
     argv = sys.argv[1:] if argv is None else list(argv)
     command = "python benchmarks/bench_detector.py" + ("".join(" " + shlex.quote(a) for a in argv))
 
@@ -354,14 +442,11 @@ def main(argv=None):
                                  train_items, test_items, args, device))
     names = list(NAMES) + (["old recipe"] if args.old else [])
     summary, ratios, ratio_spread = summarise(per_seed, names)
-    o, t = summary["minifrcnn"], summary["torchvision"]
-    targets = {"map50_at_least_torchvision_minus_one_spread": o["test_map50"] >= t["test_map50"] - t["test_map50_std"],
-               "train_images_per_s_at_least_1.0x": ratios["train"] >= 1.0,
-               "inference_images_per_s_at_least_1.0x": ratios["inference"] >= 1.0,
-               "map50_at_least_0.90": o["test_map50"] >= 0.90}
+    targets = check_targets(summary, ratios)
     implementation = args.roi_implementation or DetectorConfig.course().roi_op
     report = {"detectors": names, "seeds": args.seeds, "summary": summary, "ratios": ratios,
-              "ratios_std": ratio_spread, "targets": targets, "per_seed": per_seed, "quick": args.quick,
+              "ratios_std": ratio_spread, "paired_differences": paired_differences(per_seed),
+              "targets": targets, "per_seed": per_seed, "quick": args.quick,
               "order": args.order, "split": args.split, "train_images": len(train_items),
               "test_images": len(test_items), "inference_batch_size": args.batch,
               "inference_repeats": args.repeats,
@@ -374,10 +459,7 @@ def main(argv=None):
               "command": command,
               "machine": {**machine_info, "loadavg_start": list(load_start), "loadavg_end": list(os.getloadavg())}}
 
-    print("\n" + table(report))
-    print("Targets" + (" (--quick: a smoke run, the targets mean nothing here)" if args.quick else "") + ":")
-    for key, ok in targets.items():
-        print(f"  {'PASS' if ok else 'FAIL'}  {key}")
+    print_report(report)
     print(f"load average {load_start[0]:.2f} at the start, {report['machine']['loadavg_end'][0]:.2f} at the end")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=1) + "\n")

@@ -46,6 +46,9 @@ def test_quick_run_writes_finite_numbers(tmp_path, capsys):
         assert run[name]["train_images_per_s"] > 0 and run[name]["inference_images_per_s"] > 0
         assert 0 <= run[name]["test_map50"] <= 1 and 0 <= run[name]["test_ap"] <= 1
     assert saved["ratios"] == run["ratios"] and all(math.isfinite(v) for v in saved["ratios"].values())
+    difference = saved["paired_differences"]
+    assert difference["test_map50"] == run["minifrcnn"]["test_map50"] - run["torchvision"]["test_map50"]
+    assert difference["test_map50_std"] == 0
     assert set(saved["targets"]) == {"map50_at_least_torchvision_minus_one_spread", "train_images_per_s_at_least_1.0x",
                                      "inference_images_per_s_at_least_1.0x", "map50_at_least_0.90"}
     machine = saved["machine"]
@@ -74,6 +77,55 @@ def test_seeds_and_the_old_recipe_are_summarised(tmp_path):
         values = [run[name]["test_map50"] for run in saved["per_seed"]]
         assert abs(saved["summary"][name]["test_map50"] - sum(values) / 2) < 1e-12
         assert saved["summary"][name]["test_map50_std"] >= 0
+
+
+def fake_run(seeds, map50s, old=False, **changes):
+    """A report as bench_detector.main writes it, with made-up numbers: (ours, torchvision) per seed."""
+    bench = load_script()
+    names = ["minifrcnn", "torchvision"] + (["old recipe"] if old else [])
+    per_seed = []
+    for ours, theirs in map50s:
+        row = {name: {"test_map50": value, "test_ap": value - 0.3, "train_images_per_s": speed,
+                      "inference_images_per_s": speed, "train_s": 100.0}
+               for name, value, speed in (("minifrcnn", ours, 30.0), ("torchvision", theirs, 15.0),
+                                          ("old recipe", 0.7, 40.0))[:len(names)]}
+        row["ratios"] = {"train": 2.0, "inference": 2.0}
+        per_seed.append(row)
+    run = {key: None for key in bench.SAME_IN_MERGED_RUNS}
+    run.update(config={"min_size": 192}, train_settings={"steps": 1200}, quick=False, detectors=names,
+               seeds=list(seeds), per_seed=per_seed, command="python benchmarks/bench_detector.py", machine={})
+    run.update(changes)
+    return run
+
+
+def test_merge_pools_the_seeds_of_two_runs_and_refuses_runs_that_differ(tmp_path, capsys):
+    bench = load_script()
+    first, second = tmp_path / "a.json", tmp_path / "b.json"
+    first.write_text(json.dumps(fake_run([0, 1], [(0.91, 0.92), (0.93, 0.92)], old=True)))
+    second.write_text(json.dumps(fake_run([2], [(0.92, 0.92)])))
+    out = tmp_path / "merged.json"
+    report = bench.main(["--merge", str(first), str(second), "--out", str(out)])
+    assert json.loads(out.read_text()) == json.loads(json.dumps(report))
+    assert report["seeds"] == [0, 1, 2] and report["detectors"] == ["minifrcnn", "torchvision"]
+    assert abs(report["summary"]["minifrcnn"]["test_map50"] - 0.92) < 1e-12
+    assert abs(report["summary"]["minifrcnn"]["test_map50_std"] - 0.01) < 1e-12
+    # Paired: ours - theirs per seed is -1, +1, 0 points.
+    assert abs(report["paired_differences"]["test_map50"]) < 1e-12
+    assert abs(report["paired_differences"]["test_map50_std"] - 0.01) < 1e-12
+    assert report["targets"]["map50_at_least_torchvision_minus_one_spread"] is True
+    assert report["targets"]["train_images_per_s_at_least_1.0x"] is True
+    assert "minifrcnn - torchvision per seed" in capsys.readouterr().out
+    second.write_text(json.dumps(fake_run([2], [(0.92, 0.92)], train_settings={"steps": 1000})))
+    with pytest.raises(SystemExit, match="differs from .* in train_settings"):
+        bench.main(["--merge", str(first), str(second), "--out", str(out)])
+    second.write_text(json.dumps(fake_run([1], [(0.92, 0.92)])))
+    with pytest.raises(SystemExit, match="a seed appears in two runs"):
+        bench.main(["--merge", str(first), str(second), "--out", str(out)])
+    with pytest.raises(SystemExit, match="cannot read .*missing.json"):
+        bench.main(["--merge", str(first), str(tmp_path / "missing.json")])
+    second.write_text(json.dumps({"seeds": [3]}))
+    with pytest.raises(SystemExit, match="not a report of this script"):
+        bench.main(["--merge", str(first), str(second)])
 
 
 @pytest.mark.slow
