@@ -339,7 +339,8 @@ def _sample_rois_no_grad(features, rois, a_x, a_y, channels_per_block=16):
     """:func:`_sample_rois`' two matrix products when no gradient is needed (inference), in
     blocks of channels written straight into the output: each block's intermediate
     ``A_y @ f`` stays small enough for the CPU's cache instead of a copy of every RoI's
-    ``(PH, C, W)`` going through memory (about 1.5 times faster; the same numbers, to the bit)."""
+    ``(PH, C, W)`` going through memory (about 1.5 times faster; the same numbers up to the
+    last bit or two, as BLAS may round products of other shapes differently)."""
     N, C, H, W = features.shape
     PH, PW = a_y.shape[1], a_x.shape[1]
     batch_index = rois[:, 0]

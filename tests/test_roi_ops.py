@@ -141,10 +141,13 @@ def test_roi_align_in_image_order_or_not_equals_torchvision(order):
 
 @pytest.mark.parametrize("order", ["by image", "shuffled", "a batch index outside"])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_inference_path_equals_the_training_path_to_the_bit(order, dtype):
+def test_inference_path_equals_the_training_path_to_the_last_bits(order, dtype):
     """Without a gradient (inference), RoI Align writes blocks of channels straight into its
-    output; with one, it assembles pieces autograd can follow. Both give the same numbers, and
-    the inference path equals torchvision too. 37 channels: not a multiple of the block."""
+    output; with one, it assembles pieces autograd can follow. Both give the same numbers up to
+    the last bit or two, and the inference path equals torchvision too. 37 channels: not a
+    multiple of the block. (The two paths multiply matrices of different shapes, and BLAS may
+    round those differently: on one 2-core AVX-512 machine, 0.3 % of the float64 values
+    differed by 1-2 units in the last place; on others, none.)"""
     g = torch.Generator().manual_seed(7)
     features = torch.randn(3, 37, 16, 20, generator=g, dtype=torch.float64).to(dtype)
     rois = random_rois(120, 3, (128, 160), g).to(dtype)
@@ -156,7 +159,9 @@ def test_inference_path_equals_the_training_path_to_the_bit(order, dtype):
     with torch.no_grad():
         inference = R.roi_align(features, rois, 7, 1 / 8, 2, True)
     training = R.roi_align(features.clone().requires_grad_(), rois, 7, 1 / 8, 2, True)
-    assert training.requires_grad and torch.equal(inference, training.detach())
+    assert training.requires_grad
+    ulp = torch.finfo(dtype).eps * float(features.abs().max())  # a wrong block or place is off by ~1, not this
+    torch.testing.assert_close(inference, training.detach(), rtol=0, atol=4 * ulp)
     if order != "a batch index outside":
         torch.testing.assert_close(inference, tv.roi_align(features, rois, 7, 1 / 8, 2, True), **TOL[dtype])
     else:
