@@ -146,8 +146,7 @@ def test_inference_path_equals_the_training_path_to_the_last_bits(order, dtype):
     output; with one, it assembles pieces autograd can follow. Both give the same numbers up to
     the last bit or two, and the inference path equals torchvision too. 37 channels: not a
     multiple of the block. (The two paths multiply matrices of different shapes, and BLAS may
-    round those differently: on one 2-core AVX-512 machine, 0.3 % of the float64 values
-    differed by 1-2 units in the last place; on others, none.)"""
+    round those differently on some CPUs: benchmarks/README.md, "RoI ops".)"""
     g = torch.Generator().manual_seed(7)
     features = torch.randn(3, 37, 16, 20, generator=g, dtype=torch.float64).to(dtype)
     rois = random_rois(120, 3, (128, 160), g).to(dtype)
